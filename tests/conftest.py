@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+from django.db import connections
+
+#: Traced alias of each vendor; each has a plain twin named "<vendor>_plain".
+TRACED = {"sqlite": "default", "postgresql": "postgresql", "mysql": "mysql"}
+
+
+@pytest.fixture(params=sorted(TRACED))
+def vendor(request: pytest.FixtureRequest) -> str:
+    name = request.param
+    if name in settings.UNAVAILABLE:
+        pytest.skip(settings.UNAVAILABLE[name])
+    return name
+
+
+@pytest.fixture
+def alias(vendor: str) -> str:
+    return TRACED[vendor]
+
+
+@pytest.fixture
+def plain_alias(vendor: str) -> str:
+    return f"{vendor}_plain"
+
+
+@pytest.fixture
+def connection(alias: str):  # type: ignore[no-untyped-def]
+    return connections[alias]
+
+
+@pytest.fixture
+def plain_connection(plain_alias: str):  # type: ignore[no-untyped-def]
+    return connections[plain_alias]
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):  # type: ignore[no-untyped-def]
+    yield
+    # Traced and plain aliases share a test database: close every connection so
+    # that it can be dropped.
+    with django_db_blocker.unblock():
+        connections.close_all()

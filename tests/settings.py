@@ -1,0 +1,52 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import tracer
+from tests.databases import MYSQL, POSTGRES, unavailable
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = "tests-only"
+DEBUG = False
+USE_TZ = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+#: Vendor -> reason, for servers that are not reachable (their tests skip).
+UNAVAILABLE = unavailable()
+
+# Each traced alias has a plain twin on the same database.
+_plain = {
+    "sqlite_plain": {"ENGINE": "django.db.backends.sqlite3", "NAME": ":memory:"},
+}
+if "postgresql" not in UNAVAILABLE:
+    _plain["postgresql_plain"] = POSTGRES
+if "mysql" not in UNAVAILABLE:
+    _plain["mysql_plain"] = MYSQL
+
+DATABASES = {
+    **tracer.traced(
+        {alias.removesuffix("_plain"): config for alias, config in _plain.items()}
+    ),
+    **_plain,
+}
+DATABASES["default"] = DATABASES.pop("sqlite")
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.staticfiles",
+    "tracer",
+    "tests.testapp",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+    }
+]
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+ROOT_URLCONF = "tests.urls"

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from django.db import models
+
+
+class Author(models.Model):
+    name = models.CharField(max_length=100)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Book(models.Model):
+    title = models.CharField(max_length=200)
+    author = models.ForeignKey(Author, on_delete=models.CASCADE, related_name="books")
+    price = models.DecimalField(max_digits=6, decimal_places=2, default=0)
+
+    def __str__(self) -> str:
+        return self.title

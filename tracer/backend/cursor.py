@@ -1,0 +1,218 @@
+"""Recording cursors: the engine's own cursor wrapper, with recording mixed in.
+
+One traced subclass is built per cursor wrapper class (cached), and a connection's
+cursor wrappers are switched to it as they are made, so they keep the engine's exact
+class hierarchy (``isinstance(cursor, CursorWrapper)``, PostgreSQL's ``copy()``).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from time import perf_counter_ns
+from typing import Any
+
+from django.db.backends.utils import CursorWrapper
+
+from tracer import recorder
+from tracer.trace import UNRECORDED, Statement
+
+_FETCHES = ("fetchone", "fetchmany", "fetchall")
+
+
+class TracedCursorMixin:
+    """Records execute, executemany, callproc, fetches and iteration.
+
+    Recording happens in ``_execute``/``_executemany``, inside the connection's
+    ``execute_wrappers``: what is recorded is the SQL the driver receives.
+    """
+
+    cursor: Any
+    db: Any
+    # The statement later fetches on this cursor belong to (None: not recording).
+    _tracer_statement: Statement | None = None
+    # Whether the wrapped class defines fetch methods itself (else __getattr__ does).
+    _tracer_native_fetch = False
+
+    def _execute(self, sql: Any, params: Any, *wrapper_args: Any) -> Any:
+        trace = recorder.active_trace()
+        if trace is None:
+            self._tracer_statement = None
+            return super()._execute(sql, params, *wrapper_args)  # type: ignore[misc]
+        return self._tracer_record(
+            trace, "execute", super()._execute, sql, params, params, wrapper_args  # type: ignore[misc]
+        )
+
+    def _executemany(self, sql: Any, param_list: Any, *wrapper_args: Any) -> Any:
+        trace = recorder.active_trace()
+        if trace is None:
+            self._tracer_statement = None
+            return super()._executemany(sql, param_list, *wrapper_args)  # type: ignore[misc]
+        # A generator param_list is the driver's to consume: keep lists only.
+        kept = param_list if isinstance(param_list, (list, tuple)) else UNRECORDED
+        return self._tracer_record(
+            trace, "executemany", super()._executemany, sql, param_list, kept, wrapper_args  # type: ignore[misc]
+        )
+
+    def callproc(self, procname: Any, params: Any = None, kparams: Any = None) -> Any:
+        trace = recorder.active_trace()
+        if trace is None:
+            self._tracer_statement = None
+            return super().callproc(procname, params, kparams)  # type: ignore[misc]
+        call = super().callproc  # type: ignore[misc]
+        return self._tracer_record(
+            trace,
+            "callproc",
+            lambda name, args: call(name, args, kparams),
+            procname,
+            params,
+            params if kparams is None else (params, kparams),
+            (),
+        )
+
+    def _tracer_record(
+        self,
+        trace: Any,
+        kind: str,
+        call: Callable[..., Any],
+        sql: Any,
+        params: Any,
+        kept_params: Any,
+        wrapper_args: tuple[Any, ...],
+    ) -> Any:
+        try:
+            statement: Statement | None = recorder.begin_statement(
+                trace, self.db, kind, sql, kept_params
+            )
+        except Exception:
+            recorder.note_failure()
+            statement = None
+        self._tracer_statement = statement
+        start = perf_counter_ns()
+        try:
+            result = call(sql, params, *wrapper_args)
+        except BaseException as exc:
+            if statement is not None:
+                _failed(statement, start, exc)
+            raise
+        if statement is not None:
+            _done(statement, start, self.cursor)
+        return result
+
+    def fetchone(self) -> Any:
+        return self._tracer_fetch("fetchone", ())
+
+    def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        return self._tracer_fetch("fetchmany", args, kwargs)
+
+    def fetchall(self) -> Any:
+        return self._tracer_fetch("fetchall", ())
+
+    def _tracer_fetch(
+        self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        statement = self._tracer_statement
+        if self._tracer_native_fetch:
+            method = getattr(super(), name)
+        else:
+            method = self.db.wrap_database_errors(getattr(self.cursor, name))
+        if statement is None:
+            return method(*args, **kwargs) if kwargs else method(*args)
+        start = perf_counter_ns()
+        try:
+            result = method(*args, **kwargs) if kwargs else method(*args)
+        finally:
+            elapsed = perf_counter_ns() - start
+            statement.fetch_ns += elapsed
+            statement.fetch_calls += 1
+        try:
+            if name == "fetchone":
+                statement.rows_fetched += result is not None
+            else:
+                statement.rows_fetched += len(result)
+        except Exception:
+            recorder.note_failure()
+        return result
+
+    def __iter__(self) -> Iterator[Any]:
+        rows = super().__iter__()  # type: ignore[misc]
+        statement = self._tracer_statement
+        if statement is None:
+            return rows
+        return _counted(rows, statement)
+
+
+def _counted(rows: Iterator[Any], statement: Statement) -> Iterator[Any]:
+    # Totals are updated row by row so an iteration abandoned half-way still counts.
+    statement.fetch_calls += 1
+    while True:
+        start = perf_counter_ns()
+        try:
+            row = next(rows)
+        except StopIteration:
+            statement.fetch_ns += perf_counter_ns() - start
+            return
+        statement.fetch_ns += perf_counter_ns() - start
+        statement.rows_fetched += 1
+        yield row
+
+
+def _done(statement: Statement, start: int, cursor: Any) -> None:
+    end = perf_counter_ns()
+    try:
+        statement.start_ns = start
+        statement.duration_ns = end - start
+        statement.rowcount = cursor.rowcount
+    except Exception:
+        recorder.note_failure()
+
+
+def _failed(statement: Statement, start: int, exc: BaseException) -> None:
+    end = perf_counter_ns()
+    try:
+        statement.start_ns = start
+        statement.duration_ns = end - start
+        statement.error = (
+            f"{type(exc).__module__}.{type(exc).__qualname__}",
+            str(exc),
+        )
+    except Exception:
+        recorder.note_failure()
+
+
+_classes: dict[type, type] = {}
+_lock = threading.Lock()
+
+
+def traced_cursor_class(wrapper_class: type) -> type:
+    """The traced subclass of an engine's cursor wrapper class (built once)."""
+    try:
+        return _classes[wrapper_class]
+    except KeyError:
+        pass
+    with _lock:
+        if wrapper_class not in _classes:
+            native = any(
+                name in vars(klass)
+                for klass in wrapper_class.__mro__
+                if klass is not CursorWrapper
+                for name in _FETCHES
+            )
+            _classes[wrapper_class] = type(wrapper_class)(
+                wrapper_class.__name__,
+                (TracedCursorMixin, wrapper_class),
+                {
+                    "__module__": __name__,
+                    "__qualname__": wrapper_class.__qualname__,
+                    "_tracer_native_fetch": native,
+                },
+            )
+    return _classes[wrapper_class]
+
+
+def trace_cursor(wrapper: Any) -> Any:
+    """Switch a cursor wrapper made by the engine to its traced class."""
+    klass = type(wrapper)
+    if isinstance(wrapper, CursorWrapper) and not isinstance(wrapper, TracedCursorMixin):
+        wrapper.__class__ = traced_cursor_class(klass)
+    return wrapper
