@@ -70,6 +70,10 @@ class Statement:
         self.error: tuple[str, str] | None = None
 
     @property
+    def duration_ms(self) -> float | None:
+        return None if self.duration_ns is None else self.duration_ns / 1e6
+
+    @property
     def is_setup(self) -> bool:
         """Whether it ran on a connection without a database (test-database setup)."""
         return self.alias == NO_DB_ALIAS
@@ -119,6 +123,14 @@ class Trace:
     def duration_ns(self) -> int:
         end = self.end_ns if self.end_ns is not None else time.perf_counter_ns()
         return end - self.start_ns
+
+    @property
+    def duration_ms(self) -> float:
+        return self.duration_ns / 1e6
+
+    @property
+    def db_ms(self) -> float:
+        return self.db_ns / 1e6
 
     @property
     def db_ns(self) -> int:

@@ -1,0 +1,66 @@
+"""Settings for the demo bookstore: SQLite through tracer.backend by default.
+
+DEMO_DATABASE_URL-style switches are kept simple: set DEMO_ENGINE to
+"postgresql" or "mysql" to run the demo on the local servers instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import tracer
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+SECRET_KEY = "demo-only-not-secret"
+DEBUG = True
+ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
+INTERNAL_IPS = ["127.0.0.1"]
+
+_engine = os.environ.get("DEMO_ENGINE", "sqlite")
+_databases = {
+    "sqlite": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "demo_app" / "db.sqlite3"},
+    "postgresql": {
+        "ENGINE": "django.db.backends.postgresql",
+        "NAME": "tracer_demo",
+        "USER": os.environ.get("PGUSER", "postgres"),
+        "HOST": os.environ.get("PGHOST", "127.0.0.1"),
+    },
+    "mysql": {
+        "ENGINE": "django.db.backends.mysql",
+        "NAME": "tracer_demo",
+        "USER": os.environ.get("MYSQL_USER", "root"),
+        "HOST": os.environ.get("MYSQL_HOST", "127.0.0.1"),
+        "OPTIONS": {"charset": "utf8mb4"},
+    },
+}
+DATABASES = tracer.traced({"default": _databases[_engine]})
+
+INSTALLED_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+    "django.contrib.staticfiles",
+    "tracer",
+    "demo_app",
+]
+MIDDLEWARE = [
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+]
+ROOT_URLCONF = "demo_app.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        # A development checkout finds tracer's templates here; the wheel ships them
+        # inside the package (tracer/templates), found through APP_DIRS.
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
+    }
+]
+STATIC_URL = "/static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+USE_TZ = True
+TIME_ZONE = "UTC"
