@@ -1,0 +1,125 @@
+"""Engines beyond the three servers: third-party, Oracle (import only), GIS."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.db.utils import ConnectionHandler
+
+import tracer
+from tracer.backend.base import DatabaseWrapper
+from tests.databases import CI, POSTGRES
+from tests.thirdparty_engine.base import DatabaseWrapper as ThirdPartyWrapper
+from tests.thirdparty_engine.base import EngineCursorWrapper
+
+
+def handler(**config):
+    """A connection handler of our own, so these aliases stay out of the test run's."""
+    return ConnectionHandler(tracer.traced({"default": config}))
+
+
+@pytest.fixture(autouse=True)
+def own_connections(django_db_blocker):  # type: ignore[no-untyped-def]
+    # These tests open connections of their own handlers, outside the test databases.
+    with django_db_blocker.unblock():
+        yield
+
+
+def test_third_party_engine():
+    connections = handler(ENGINE="tests.thirdparty_engine", NAME=":memory:")
+    connection = connections["default"]
+    try:
+        assert isinstance(connection, ThirdPartyWrapper)
+        assert connection.display_name == "SQLite (third-party example)"
+        with tracer.capture() as trace:
+            with connection.cursor() as cursor:
+                assert isinstance(cursor, EngineCursorWrapper)
+                cursor.execute("SELECT 1 UNION ALL SELECT 2")
+                assert cursor.fetchone() == (1,)
+                assert cursor.fetchall() == [(2,)]
+                # The engine's own fetch methods ran, and were recorded.
+                assert cursor.engine_fetches == 2
+        (statement,) = trace.statements
+        assert (statement.rows_fetched, statement.fetch_calls) == (2, 2)
+    finally:
+        connections.close_all()
+
+
+def test_oracle_engine_loads_without_a_server():
+    pytest.importorskip("oracledb", reason="oracledb is not installed")
+    connection = handler(
+        ENGINE="django.db.backends.oracle", NAME="xe", USER="u", PASSWORD="p", HOST="h"
+    )["default"]
+    from django.db.backends.oracle.base import DatabaseWrapper as OracleWrapper
+
+    assert isinstance(connection, OracleWrapper)
+    assert isinstance(connection, DatabaseWrapper)
+    assert repr(connection) == "<DatabaseWrapper vendor='oracle' alias='default'>"
+    assert type(connection.ops).__module__ == "django.db.backends.oracle.operations"
+    assert "tracer.backend" not in connection.creation.test_db_signature()
+
+
+def gis_or_skip(module: str) -> None:
+    try:
+        __import__(module + ".base")
+    except (ImproperlyConfigured, OSError) as exc:
+        if CI:
+            raise
+        pytest.skip(f"{module} cannot load here: {exc}")
+
+
+def test_spatialite():
+    import sqlite3
+
+    if not hasattr(sqlite3.Connection, "enable_load_extension"):
+        pytest.skip("this Python's sqlite3 cannot load extensions, so SpatiaLite cannot run")
+    gis_or_skip("django.contrib.gis.db.backends.spatialite")
+    connections = handler(ENGINE="django.contrib.gis.db.backends.spatialite", NAME=":memory:")
+    connection = connections["default"]
+    try:
+        with tracer.capture() as trace:
+            connection.prepare_database()
+            version = connection.ops.spatial_version
+        assert type(connection.ops).__name__ == "SpatiaLiteOperations"
+        assert len(version) == 3
+        sql = [str(s.sql) for s in trace.statements]
+        assert "SELECT InitSpatialMetaData(1)" in sql
+        assert any("spatialite_version" in s.lower() for s in sql)
+    finally:
+        connections.close_all()
+
+
+@pytest.mark.django_db(databases="__all__")
+def test_postgis(settings):
+    if "postgresql" in settings.UNAVAILABLE:
+        pytest.skip(settings.UNAVAILABLE["postgresql"])
+    gis_or_skip("django.contrib.gis.db.backends.postgis")
+    import psycopg
+
+    admin = psycopg.connect(
+        host=POSTGRES["HOST"], port=POSTGRES["PORT"], user=POSTGRES["USER"],
+        password=POSTGRES["PASSWORD"], dbname="postgres", autocommit=True,
+    )
+    with admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = 'tracer_gis'").fetchone():
+            admin.execute("CREATE DATABASE tracer_gis")
+    connections = handler(
+        **{**POSTGRES, "ENGINE": "django.contrib.gis.db.backends.postgis", "NAME": "tracer_gis"}
+    )
+    connection = connections["default"]
+    try:
+        # PostGIS picks its operations by the alias given as a keyword argument.
+        assert type(connection.ops).__name__ == "PostGISOperations"
+        nodb = type(connection)(connection.settings_dict, alias="__no_db__")
+        assert type(nodb.ops).__name__ == "DatabaseOperations"
+        with tracer.capture() as trace:
+            connection.prepare_database()
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT ST_AsText(ST_MakePoint(%s, %s))", [1, 2])
+                assert cursor.fetchone() == ("POINT(1 2)",)
+        assert str(trace.statements[0].sql) == "SELECT 1 FROM pg_extension WHERE extname = %s"
+        assert trace.statements[-1].rows_fetched == 1
+    finally:
+        connections.close_all()

@@ -1,0 +1,1 @@
+"""A small third-party engine: SQLite with its own cursor wrapper class."""
