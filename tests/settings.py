@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "tracer",
     "tests.testapp",
+    "demo_app",
 ]
 
 TEMPLATES = [

@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import pytest
 from django.core import checks
 from django.test import override_settings
+
+# These tests override DATABASES on purpose, without opening connections.
+pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
 
 from tracer.checks import check_databases, check_settings
 

@@ -4,6 +4,9 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+# These tests override DATABASES on purpose, without opening connections.
+pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
+
 from tracer.engines import resolve, traced, wrapped_engine
 
 PLAIN = {
