@@ -4,10 +4,10 @@ import pytest
 from django.core import checks
 from django.test import override_settings
 
+from tracer.checks import check_databases, check_settings
+
 # These tests override DATABASES on purpose, without opening connections.
 pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
-
-from tracer.checks import check_databases, check_settings
 
 GOOD = {"ENGINE": "tracer.backend", "WRAPPED_ENGINE": "django.db.backends.sqlite3"}
 

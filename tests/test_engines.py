@@ -4,10 +4,10 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
+from tracer.engines import resolve, traced, wrapped_engine
+
 # These tests override DATABASES on purpose, without opening connections.
 pytestmark = pytest.mark.filterwarnings("ignore:Overriding setting DATABASES")
-
-from tracer.engines import resolve, traced, wrapped_engine
 
 PLAIN = {
     "default": {"ENGINE": "django.db.backends.postgresql", "NAME": "app", "OPTIONS": {"a": 1}},
