@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 FULL ?=
 VENDORS ?= sqlite postgresql mysql
 
-.PHONY: demo test install-dev django-suite clean
+.PHONY: demo test install-dev django-suite bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -42,3 +42,7 @@ django-suite: install-dev
 
 clean:
 	rm -rf $(VENV) .cache dist build demo_app/db.sqlite3
+
+## bench: the tracer's cost next to plain and debug-toolbar (see tests/bench.py)
+bench: install-dev
+	$(PY) tests/bench.py
