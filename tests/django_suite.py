@@ -225,7 +225,6 @@ def run(vendor: str, mode: str, labels: list[str], parallel: int, extra: list[st
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(CACHE / "settings"), str(ROOT)]),
         "TRACER_SUITE_RESULTS": str(results),
-        "PYTHONWARNINGS": "ignore",
     }
     log = CACHE / f"log-{vendor}-{mode}.txt"
     command = [sys.executable, "runtests.py", f"--settings={module}", f"--parallel={parallel}",

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "tracer",
     "tests.testapp",
     "demo_app",
+    "tests.migrated_app",
 ]
 
 TEMPLATES = [
