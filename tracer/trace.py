@@ -19,6 +19,12 @@ UNRECORDED = "<iterator: not recorded>"
 NO_DB_ALIAS = "__no_db__"
 
 
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """(exception class path, message): what a record keeps of an exception, so that
+    it holds no traceback and no frames alive."""
+    return f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc)
+
+
 class Statement:
     """One call that sent work to the database server.
 

@@ -20,7 +20,7 @@ from django.db.utils import load_backend
 from tracer import engines, recorder
 from tracer.backend.creation import traced_creation_class
 from tracer.backend.cursor import trace_cursor
-from tracer.trace import Event
+from tracer.trace import Event, describe_error
 
 
 class DatabaseWrapper:
@@ -93,23 +93,22 @@ class DatabaseWrapper:
         if trace is None:
             return call(*args)
         try:
-            event: Event | None = Event(self.alias, self.vendor, kind, perf_counter_ns())
-            trace.events.append(event)  # type: ignore[arg-type]
+            event = Event(self.alias, self.vendor, kind, perf_counter_ns())
+            trace.events.append(event)
         except Exception:
             recorder.note_failure()
-            event = None
+            return call(*args)
         try:
             return call(*args)
         except BaseException as exc:
-            if event is not None:
-                event.error = (f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc))
+            event.error = describe_error(exc)
             raise
         finally:
-            if event is not None:
-                event.duration_ns = perf_counter_ns() - event.start_ns
+            event.duration_ns = perf_counter_ns() - event.start_ns
 
 
 def trace_call(trace: Any, db: Any, word: str, call: Any, args: tuple[Any, ...]) -> Any:
+    """Record a transaction driver call (BEGIN, COMMIT, ROLLBACK) as a statement."""
     try:
         statement = recorder.begin_statement(trace, db, "transaction", word, None)
     except Exception:
@@ -117,14 +116,13 @@ def trace_call(trace: Any, db: Any, word: str, call: Any, args: tuple[Any, ...])
         return call(*args)
     start = perf_counter_ns()
     try:
-        result = call(*args)
+        return call(*args)
     except BaseException as exc:
-        statement.error = (f"{type(exc).__module__}.{type(exc).__qualname__}", str(exc))
+        statement.error = describe_error(exc)
         raise
     finally:
         statement.start_ns = start
         statement.duration_ns = perf_counter_ns() - start
-    return result
 
 
 _classes: dict[str, type] = {}

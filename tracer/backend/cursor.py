@@ -15,7 +15,7 @@ from typing import Any
 from django.db.backends.utils import CursorWrapper
 
 from tracer import recorder
-from tracer.trace import UNRECORDED, Statement
+from tracer.trace import UNRECORDED, Statement, describe_error
 
 _FETCHES = ("fetchone", "fetchmany", "fetchall")
 
@@ -172,10 +172,7 @@ def _failed(statement: Statement, start: int, exc: BaseException) -> None:
     try:
         statement.start_ns = start
         statement.duration_ns = end - start
-        statement.error = (
-            f"{type(exc).__module__}.{type(exc).__qualname__}",
-            str(exc),
-        )
+        statement.error = describe_error(exc)
     except Exception:
         recorder.note_failure()
 
