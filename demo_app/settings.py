@@ -20,7 +20,10 @@ INTERNAL_IPS = ["127.0.0.1"]
 
 _engine = os.environ.get("DEMO_ENGINE", "sqlite")
 _databases = {
-    "sqlite": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "demo_app" / "db.sqlite3"},
+    "sqlite": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": BASE_DIR / "demo_app" / "db.sqlite3",
+    },
     "postgresql": {
         "ENGINE": "django.db.backends.postgresql",
         "NAME": "tracer_demo",

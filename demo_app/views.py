@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from django.http import HttpRequest, HttpResponse
 from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.template.loader import render_to_string
 
@@ -9,8 +9,16 @@ import tracer
 from demo_app.models import Book
 
 PAGES = [
-    ("books_n_plus_one", "Books, N+1", "50 books; each book.author in the template runs its own query: 51 statements."),
-    ("books_select_related", "Books, select_related", "The same page with select_related(\"author\"): 1 statement."),
+    (
+        "books_n_plus_one",
+        "Books, N+1",
+        "50 books; each book.author in the template runs its own query: 51 statements.",
+    ),
+    (
+        "books_select_related",
+        "Books, select_related",
+        'The same page with select_related("author"): 1 statement.',
+    ),
 ]
 
 
@@ -26,7 +34,9 @@ def books_select_related(request: HttpRequest) -> HttpResponse:
     return _books(request, Book.objects.select_related("author").order_by("title")[:50], PAGES[1])
 
 
-def _books(request: HttpRequest, books: QuerySet[Book], page: tuple[str, str, str]) -> HttpResponse:
+def _books(
+    request: HttpRequest, books: QuerySet[Book], page: tuple[str, str, str]
+) -> HttpResponse:
     # Until the request middleware lands, the page records the rendering of its list.
     with tracer.capture(request.path) as trace:
         book_list = render_to_string("demo_app/book_list.html", {"books": books})

@@ -42,8 +42,11 @@ settings.configure(
         "toolbar": SQLITE,
     },
     INSTALLED_APPS=[
-        "django.contrib.contenttypes", "django.contrib.auth", "django.contrib.staticfiles",
-        "debug_toolbar", "demo_app",
+        "django.contrib.contenttypes",
+        "django.contrib.auth",
+        "django.contrib.staticfiles",
+        "debug_toolbar",
+        "demo_app",
     ],
     DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
     STATIC_URL="/static/",
@@ -72,7 +75,9 @@ def point_lookups(alias: str) -> int:
 def select_related_pages(alias: str) -> int:
     for page in range(300):
         offset = (page * 50) % 950
-        list(Book.objects.using(alias).select_related("author").order_by("id")[offset:offset + 50])
+        list(
+            Book.objects.using(alias).select_related("author").order_by("id")[offset : offset + 50]
+        )
     return 300
 
 
@@ -137,6 +142,7 @@ def run_once(mode: str, workload: Callable[[str], int]) -> tuple[float, int]:
 
 def retained_per_statement() -> tuple[float, float]:
     """Bytes retained per recorded statement: all, and without SQL text and params."""
+
     def sizes(trace: tracer.Trace) -> int:
         total = 0
         for statement in trace.statements:
@@ -161,7 +167,9 @@ def retained_per_statement() -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--modes", default="plain,idle,recording,toolbar")
     args = parser.parse_args()
@@ -173,9 +181,14 @@ def main() -> None:
         connections[alias].ensure_connection()
 
     rng = random.Random(0)
-    print(f"tracer bench: Django {django.__version__}, SQLite {connections['default'].Database.sqlite_version}, "
-          f"Python {sys.version.split()[0]}, {args.rounds} interleaved rounds, medians")
-    header = f"{'workload':34} " + " ".join(f"{m + ' us/op':>18}" for m in modes)
+    print(
+        f"tracer bench: Django {django.__version__}, "
+        f"SQLite {connections['default'].Database.sqlite_version}, "
+        f"Python {sys.version.split()[0]}, {args.rounds} interleaved rounds, medians"
+    )
+    header = f"{'workload (time per operation)':44} " + " ".join(
+        f"{m + ' us/op':>18}" for m in modes
+    )
     print(header)
     print("-" * len(header))
     for name, (workload, unit) in WORKLOADS.items():
@@ -194,10 +207,14 @@ def main() -> None:
             median = statistics.median(times[mode])
             ratio = f" {median / plain:5.2f}x" if plain else ""
             cells.append(f"{median:11.1f}{ratio}")
-        print(f"{name:34} " + " ".join(f"{c:>18}" for c in cells), flush=True)
+        print(
+            f"{name + ' (per ' + unit + ')':44} " + " ".join(f"{c:>18}" for c in cells), flush=True
+        )
     total, without = retained_per_statement()
-    print(f"\nretained per recorded statement: {total:.0f} B in all, "
-          f"{without:.0f} B without SQL text and params")
+    print(
+        f"\nretained per recorded statement: {total:.0f} B in all, "
+        f"{without:.0f} B without SQL text and params"
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ import os
 import subprocess
 import sys
 import tarfile
-import textwrap
 import time
 from collections import Counter
 from pathlib import Path
@@ -194,8 +193,19 @@ def sdist() -> Path:
     if not (tests / "runtests.py").exists():
         CACHE.mkdir(parents=True, exist_ok=True)
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-binary", ":all:",
-             "--no-deps", f"django=={version}", "-d", str(CACHE)],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-binary",
+                ":all:",
+                "--no-deps",
+                f"django=={version}",
+                "-d",
+                str(CACHE),
+            ],
             check=True,
         )
         archive = next(CACHE.glob(f"[dD]jango-{version}.tar.gz"))
@@ -227,8 +237,15 @@ def run(vendor: str, mode: str, labels: list[str], parallel: int, extra: list[st
         "TRACER_SUITE_RESULTS": str(results),
     }
     log = CACHE / f"log-{vendor}-{mode}.txt"
-    command = [sys.executable, "runtests.py", f"--settings={module}", f"--parallel={parallel}",
-               "--noinput", *extra, *labels]
+    command = [
+        sys.executable,
+        "runtests.py",
+        f"--settings={module}",
+        f"--parallel={parallel}",
+        "--noinput",
+        *extra,
+        *labels,
+    ]
     print(f"[{vendor} {mode}] {' '.join(command)}  (log: {log})", flush=True)
     start = time.monotonic()
     with open(log, "w") as out:
@@ -236,8 +253,10 @@ def run(vendor: str, mode: str, labels: list[str], parallel: int, extra: list[st
     elapsed = time.monotonic() - start
     if not results.exists():
         tail = log.read_text().splitlines()[-30:]
-        sys.exit(f"[{vendor} {mode}] runtests.py exited {process.returncode} without "
-                 "results:\n" + "\n".join(tail))
+        sys.exit(
+            f"[{vendor} {mode}] runtests.py exited {process.returncode} without "
+            "results:\n" + "\n".join(tail)
+        )
     data = json.loads(results.read_text())
     data["seconds"] = elapsed
     data["returncode"] = process.returncode
@@ -246,13 +265,17 @@ def run(vendor: str, mode: str, labels: list[str], parallel: int, extra: list[st
 
 def summary(data: dict) -> str:
     counts = Counter(data["outcomes"].values())
-    parts = ", ".join(f"{counts[k]} {k}" for k in
-                      ("ok", "skipped", "expected failure", "failure", "error", "unexpected success"))
+    parts = ", ".join(
+        f"{counts[k]} {k}"
+        for k in ("ok", "skipped", "expected failure", "failure", "error", "unexpected success")
+    )
     return f"{len(data['outcomes'])} tests: {parts} in {data['seconds']:.0f}s"
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--vendor", choices=sorted(DATABASES), default="sqlite")
     parser.add_argument("--full", action="store_true", help="the whole suite")
     parser.add_argument("--parallel", type=int, default=2)
@@ -263,19 +286,25 @@ def main() -> int:
     plain = run(args.vendor, "plain", labels, args.parallel, extra)
     traced = run(args.vendor, "traced", labels, args.parallel, extra)
     print(f"plain  ({args.vendor}): {summary(plain)}")
-    print(f"traced ({args.vendor}): {summary(traced)}; recorded in the main process: "
-          f"{traced['tracer']}")
+    print(
+        f"traced ({args.vendor}): {summary(traced)}; recorded in the main process: "
+        f"{traced['tracer']}"
+    )
     regressions = sorted(
-        test for test, outcome in plain["outcomes"].items()
+        test
+        for test, outcome in plain["outcomes"].items()
         if outcome in PASSING and traced["outcomes"].get(test, "missing") not in PASSING
     )
     improved = sorted(
-        test for test, outcome in traced["outcomes"].items()
+        test
+        for test, outcome in traced["outcomes"].items()
         if outcome in PASSING and plain["outcomes"].get(test) not in PASSING
     )
     for test in regressions:
-        print(f"REGRESSION {test}: plain {plain['outcomes'][test]}, "
-              f"traced {traced['outcomes'].get(test, 'missing')}")
+        print(
+            f"REGRESSION {test}: plain {plain['outcomes'][test]}, "
+            f"traced {traced['outcomes'].get(test, 'missing')}"
+        )
     for test in improved:
         print(f"passes traced only (plain {plain['outcomes'].get(test, 'missing')}): {test}")
     if traced["tracer"] is None or traced["tracer"]["recorder_failures"]:

@@ -25,9 +25,7 @@ if "mysql" not in UNAVAILABLE:
     _plain["mysql_plain"] = MYSQL
 
 DATABASES = {
-    **tracer.traced(
-        {alias.removesuffix("_plain"): config for alias, config in _plain.items()}
-    ),
+    **tracer.traced({alias.removesuffix("_plain"): config for alias, config in _plain.items()}),
     **_plain,
 }
 DATABASES["default"] = DATABASES.pop("sqlite")

@@ -55,8 +55,11 @@ def test_misconfigured_aliases():
 @override_settings(TRACER={"CAPTURE": "yes", "COLOUR": 1, "ALWAYS_TRACES_KEPT": 0})
 def test_invalid_tracer_setting():
     assert ids(check_settings()) == [
-        ("tracer.E004", "TRACER has an unknown key 'COLOUR'; known keys: ALWAYS_TRACES_KEPT, "
-         "ALWAYS_TRACE_STATEMENTS, CAPTURE."),
+        (
+            "tracer.E004",
+            "TRACER has an unknown key 'COLOUR'; known keys: ALWAYS_TRACES_KEPT, "
+            "ALWAYS_TRACE_STATEMENTS, CAPTURE.",
+        ),
         ("tracer.E004", "TRACER['CAPTURE'] is 'yes'; use one of 'explicit', 'always'."),
         ("tracer.E004", "TRACER['ALWAYS_TRACES_KEPT'] must be a positive integer, not 0."),
     ]

@@ -22,7 +22,9 @@ def test_seed_is_deterministic_and_idempotent(capsys):
     call_command("seed")
     assert capsys.readouterr().out == "Bookstore already seeded (1000 books).\n"
     assert (Author.objects.count(), Book.objects.count(), Review.objects.count()) == (
-        50, 1000, 5000
+        50,
+        1000,
+        5000,
     )
     assert list(Book.objects.order_by("pk").values_list("title", "price")[:3]) == first
 

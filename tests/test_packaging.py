@@ -44,14 +44,16 @@ SCRIPT = textwrap.dedent(
 def test_wheel_installs_and_renders_outside_checkout(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--outdir", str(tmp_path / "dist"), str(ROOT)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     (wheel,) = (tmp_path / "dist").glob("*.whl")
     subprocess.run([sys.executable, "-m", "venv", str(tmp_path / "venv")], check=True)
     python = tmp_path / "venv" / "bin" / "python"
     subprocess.run(
         [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(wheel)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     result = subprocess.run(
         [str(python), "-c", SCRIPT], cwd=tmp_path, check=True, capture_output=True, text=True

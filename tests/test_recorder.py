@@ -11,8 +11,8 @@ from django.db import connections
 from django.test import override_settings
 
 import tracer
-from tracer import recorder
 from tests.testapp.models import Author
+from tracer import recorder
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -121,8 +121,9 @@ def test_async_orm_calls_recorded_in_calling_task():
     assert "COUNT(*)" in statement.sql
 
 
-@override_settings(TRACER={"CAPTURE": "always", "ALWAYS_TRACE_STATEMENTS": 3,
-                           "ALWAYS_TRACES_KEPT": 2})
+@override_settings(
+    TRACER={"CAPTURE": "always", "ALWAYS_TRACE_STATEMENTS": 3, "ALWAYS_TRACES_KEPT": 2}
+)
 def test_always_records_outside_capture_in_bounded_rolling_traces():
     for i in range(8):
         select("default", i)

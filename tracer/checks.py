@@ -42,7 +42,9 @@ def check_databases(**kwargs: Any) -> list[checks.CheckMessage]:
                 )
             continue
         wrapped = config.get("WRAPPED_ENGINE")
-        problem = engines.missing(alias, config) if not wrapped else engines.invalid(alias, wrapped)
+        problem = (
+            engines.missing(alias, config) if not wrapped else engines.invalid(alias, wrapped)
+        )
         if problem is None:
             try:
                 load_backend(wrapped)

@@ -125,7 +125,7 @@ def invalid(alias: str, engine: Any) -> Problem | None:
             "tracer.E003",
             f"DATABASES[{alias!r}]['WRAPPED_ENGINE'] is {engine!r}: the tracer cannot "
             "wrap itself.",
-            "Set WRAPPED_ENGINE to the real engine, e.g. \"django.db.backends.sqlite3\".",
+            'Set WRAPPED_ENGINE to the real engine, e.g. "django.db.backends.sqlite3".',
         )
     return None
 

@@ -38,7 +38,10 @@ def test_is_instance_of_wrapped_engine_and_of_tracer(vendor, connection):
 def test_same_identity_as_plain(connection, plain_connection):
     assert connection.vendor == plain_connection.vendor
     assert connection.display_name == plain_connection.display_name
-    assert repr(connection) == f"<DatabaseWrapper vendor={connection.vendor!r} alias={connection.alias!r}>"
+    assert (
+        repr(connection)
+        == f"<DatabaseWrapper vendor={connection.vendor!r} alias={connection.alias!r}>"
+    )
     assert type(connection).__name__ == type(connection).__qualname__ == "DatabaseWrapper"
     assert connection.Database is plain_connection.Database
     assert connection.data_types == plain_connection.data_types
@@ -182,7 +185,9 @@ def test_unloadable_engine_names_alias():
             {"ENGINE": "tracer.backend", "WRAPPED_ENGINE": "no.such.engine", "NAME": "x"}, "a"
         )
     message = str(info.value)
-    assert message.startswith("DATABASES['a']['WRAPPED_ENGINE'] = 'no.such.engine' could not be loaded: ")
+    assert message.startswith(
+        "DATABASES['a']['WRAPPED_ENGINE'] = 'no.such.engine' could not be loaded: "
+    )
     assert "isn't an available database backend" in message
 
 

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-from django.db import connections
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,9 +50,24 @@ def test_parallel_test_run(vendor, start_method, tmp_path):
         "PARALLEL_START": start_method,
     }
     process = subprocess.run(
-        [sys.executable, "-c", RUN, start_method, "test",
-         "tests.parallel_project.cases", "--parallel", "2", "--noinput", "-v", "2"],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+        [
+            sys.executable,
+            "-c",
+            RUN,
+            start_method,
+            "test",
+            "tests.parallel_project.cases",
+            "--parallel",
+            "2",
+            "--noinput",
+            "-v",
+            "2",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
     output = process.stdout + process.stderr
     assert process.returncode == 0, output

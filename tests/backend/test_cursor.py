@@ -11,9 +11,9 @@ from django.db import IntegrityError, connections, transaction
 from django.test.utils import isolate_apps
 
 import tracer
+from tests.testapp.models import Author, Book
 from tracer import recorder
 from tracer.trace import UNRECORDED
-from tests.testapp.models import Author, Book
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -245,8 +245,10 @@ def test_iterator_chunks_recorded_lazily(alias, vendor):
 def test_raw_queryset(alias):
     make_books(alias, 3)
     with tracer.capture() as trace:
-        titles = [b.title for b in Book.objects.using(alias).raw(
-            "SELECT * FROM testapp_book ORDER BY title")]
+        titles = [
+            b.title
+            for b in Book.objects.using(alias).raw("SELECT * FROM testapp_book ORDER BY title")
+        ]
     assert titles == ["B0", "B1", "B2"]
     (statement,) = trace.statements
     assert statement.sql == "SELECT * FROM testapp_book ORDER BY title"

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db.utils import ConnectionHandler
 
 import tracer
-from tracer.backend.base import DatabaseWrapper
 from tests.databases import CI, POSTGRES
 from tests.thirdparty_engine.base import DatabaseWrapper as ThirdPartyWrapper
 from tests.thirdparty_engine.base import EngineCursorWrapper
+from tracer.backend.base import DatabaseWrapper
 
 
 def handler(**config):
@@ -99,8 +97,12 @@ def test_postgis(settings):
     import psycopg
 
     admin = psycopg.connect(
-        host=POSTGRES["HOST"], port=POSTGRES["PORT"], user=POSTGRES["USER"],
-        password=POSTGRES["PASSWORD"], dbname="postgres", autocommit=True,
+        host=POSTGRES["HOST"],
+        port=POSTGRES["PORT"],
+        user=POSTGRES["USER"],
+        password=POSTGRES["PASSWORD"],
+        dbname="postgres",
+        autocommit=True,
     )
     with admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = 'tracer_gis'").fetchone():

@@ -111,9 +111,7 @@ def test_callproc(alias, vendor):
             )
         else:
             cursor.execute("DROP PROCEDURE IF EXISTS tracer_double")
-            cursor.execute(
-                "CREATE PROCEDURE tracer_double(IN x INT) BEGIN SELECT x * 2; END"
-            )
+            cursor.execute("CREATE PROCEDURE tracer_double(IN x INT) BEGIN SELECT x * 2; END")
     try:
         with tracer.capture() as trace:
             with connection.cursor() as cursor:

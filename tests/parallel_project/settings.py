@@ -26,7 +26,9 @@ if vendor == "sqlite" and os.environ.get("PARALLEL_START") == "fork":
     database["TEST"] = {"NAME": os.path.join(os.environ["PARALLEL_DIR"], "test.sqlite3")}
 
 DATABASES = {
-    "default": database if os.environ.get("PARALLEL_PLAIN") else tracer.traced({"default": database})["default"],
+    "default": database
+    if os.environ.get("PARALLEL_PLAIN")
+    else tracer.traced({"default": database})["default"],
     "plain": database,
 }
 SECRET_KEY = "tests-only"

@@ -40,7 +40,13 @@ class TracedCursorMixin:
             self._tracer_statement = None
             return super()._execute(sql, params, *wrapper_args)  # type: ignore[misc]
         return self._tracer_record(
-            trace, "execute", super()._execute, sql, params, params, wrapper_args  # type: ignore[misc]
+            trace,
+            "execute",
+            super()._execute,
+            sql,
+            params,
+            params,
+            wrapper_args,  # type: ignore[misc]
         )
 
     def _executemany(self, sql: Any, param_list: Any, *wrapper_args: Any) -> Any:
@@ -51,7 +57,13 @@ class TracedCursorMixin:
         # A generator param_list is the driver's to consume: keep lists only.
         kept = param_list if isinstance(param_list, (list, tuple)) else UNRECORDED
         return self._tracer_record(
-            trace, "executemany", super()._executemany, sql, param_list, kept, wrapper_args  # type: ignore[misc]
+            trace,
+            "executemany",
+            super()._executemany,
+            sql,
+            param_list,
+            kept,
+            wrapper_args,  # type: ignore[misc]
         )
 
     def callproc(self, procname: Any, params: Any = None, kparams: Any = None) -> Any:

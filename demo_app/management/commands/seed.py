@@ -39,7 +39,8 @@ class Command(BaseCommand):
                     author=authors[i % AUTHORS],
                     publisher=publishers[i % PUBLISHERS],
                     price=Decimal(rng.randint(500, 4500)) / 100,
-                    published=datetime.date(1950, 1, 1) + datetime.timedelta(days=rng.randint(0, 27000)),
+                    published=datetime.date(1950, 1, 1)
+                    + datetime.timedelta(days=rng.randint(0, 27000)),
                 )
                 for i in range(BOOKS)
             )
