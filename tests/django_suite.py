@@ -253,17 +253,20 @@ def write_settings(vendor: str, mode: str) -> str:
     return module
 
 
-def run(vendor: str, mode: str, labels: list[str], parallel: int, extra: list[str]) -> dict:
+def run(
+    vendor: str, mode: str, labels: list[str], parallel: int, extra: list[str], tag: str = ""
+) -> dict:
     tests = sdist()
     module = write_settings(vendor, mode)
-    results = CACHE / f"results-{vendor}-{mode}.json"
+    name = f"{vendor}-{mode}{'-' + tag if tag else ''}"
+    results = CACHE / f"results-{name}.json"
     results.unlink(missing_ok=True)
     env = {
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(CACHE / "settings"), str(ROOT)]),
         "TRACER_SUITE_RESULTS": str(results),
     }
-    log = CACHE / f"log-{vendor}-{mode}.txt"
+    log = CACHE / f"log-{name}.txt"
     command = [
         sys.executable,
         "runtests.py",
