@@ -197,15 +197,16 @@ class Runner(DiscoverRunner):
 
     def run_suite(self, suite, **kwargs):
         result = super().run_suite(suite, **kwargs)
-        recorded = None
-        try:
-            import tracer.recorder
-            recorded = {
-                "statements": sum(len(t.statements) for t in tracer.recorder.always_traces()),
-                "recorder_failures": tracer.recorder.failures(),
-            }
-        except ImportError:
-            pass
+        from django.db import connections
+
+        import tracer.recorder
+        from tracer.backend.base import DatabaseWrapper
+
+        recorded = {
+            "traced_connection": isinstance(connections["default"], DatabaseWrapper),
+            "statements": sum(len(t.statements) for t in tracer.recorder.always_traces()),
+            "recorder_failures": tracer.recorder.failures(),
+        }
         with open(os.environ["TRACER_SUITE_RESULTS"], "w") as f:
             json.dump({"outcomes": OUTCOMES, "tracer": recorded}, f)
         return result
@@ -337,8 +338,12 @@ def main() -> int:
         )
     for test in improved:
         print(f"passes traced only (plain {plain['outcomes'].get(test, 'missing')}): {test}")
-    if traced["tracer"] is None or traced["tracer"]["recorder_failures"]:
-        print("the tracer was not active in the traced run, or its recorder failed")
+    if (
+        plain["tracer"]["traced_connection"]
+        or not traced["tracer"]["traced_connection"]
+        or traced["tracer"]["recorder_failures"]
+    ):
+        print("the plain run was traced, the traced run was not, or the recorder failed")
         return 1
     print(f"{len(regressions)} regressions")
     return 1 if regressions else 0
