@@ -276,3 +276,22 @@ def test_schema_editor_ddl_is_recorded(alias):
     sql = [str(s.sql) for s in executed(trace)]
     assert any(s.startswith("CREATE TABLE") and f"tracer_temp_{alias}" in s for s in sql)
     assert any(s.startswith("DROP TABLE") for s in sql)
+
+
+def test_foreign_cursor_wrapper_is_left_alone_with_a_warning(caplog):
+    from tracer.backend.cursor import _untraceable, trace_cursor
+
+    class Foreign:
+        pass
+
+    foreign = Foreign()
+    with caplog.at_level(logging.WARNING, logger="tracer"):
+        assert trace_cursor(foreign) is foreign
+        assert trace_cursor(Foreign()).__class__ is Foreign
+    _untraceable.discard(Foreign)
+    (record,) = caplog.records
+    assert record.getMessage() == (
+        "tracer cannot record through tests.backend.test_cursor.test_foreign_cursor_wrapper"
+        "_is_left_alone_with_a_warning.<locals>.Foreign: it does not derive from Django's "
+        "CursorWrapper. Its statements are not recorded."
+    )

@@ -219,9 +219,21 @@ def traced_cursor_class(wrapper_class: type) -> type:
     return _classes[wrapper_class]
 
 
+_untraceable: set[type] = set()
+
+
 def trace_cursor(wrapper: Any) -> Any:
     """Switch a cursor wrapper made by the engine to its traced class."""
     klass = type(wrapper)
-    if isinstance(wrapper, CursorWrapper) and not isinstance(wrapper, TracedCursorMixin):
-        wrapper.__class__ = traced_cursor_class(klass)
+    if isinstance(wrapper, CursorWrapper):
+        if not isinstance(wrapper, TracedCursorMixin):
+            wrapper.__class__ = traced_cursor_class(klass)
+    elif klass not in _untraceable:
+        _untraceable.add(klass)
+        recorder.logger.warning(
+            "tracer cannot record through %s.%s: it does not derive from Django's "
+            "CursorWrapper. Its statements are not recorded.",
+            klass.__module__,
+            klass.__qualname__,
+        )
     return wrapper
