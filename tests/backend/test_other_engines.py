@@ -125,3 +125,24 @@ def test_postgis(settings):
         assert trace.statements[-1].rows_fetched == 1
     finally:
         connections.close_all()
+
+
+def test_postgresql_connection_pool(settings):
+    if "postgresql" in settings.UNAVAILABLE:
+        pytest.skip(settings.UNAVAILABLE["postgresql"])
+    pytest.importorskip("psycopg_pool", reason="psycopg-pool is not installed")
+    # The pool manages the raw connections; the tracer never wraps them.
+    connections = handler(**{**POSTGRES, "NAME": "postgres", "OPTIONS": {"pool": True}})
+    connection = connections["default"]
+    try:
+        with tracer.capture() as trace:
+            for _ in range(2):
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT %s", [1])
+                    assert cursor.fetchone() == (1,)
+                connection.close()  # returns the connection to the pool
+        assert [str(s.sql) for s in trace.statements] == ["SELECT %s", "SELECT %s"]
+        assert connection.pool is not None
+    finally:
+        connections.close_all()
+        connection.close_pool()
