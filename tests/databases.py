@@ -7,10 +7,16 @@ An unreachable server skips its tests, visibly; with CI=true it fails the run.
 
 from __future__ import annotations
 
+import hashlib
 import os
+from pathlib import Path
 from typing import Any
 
 CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+#: Part of every database name the tests create, so that two checkouts (a CI clone
+#: and a working tree, say) running at once never drop each other's databases.
+CHECKOUT = hashlib.sha1(str(Path(__file__).resolve().parent.parent).encode()).hexdigest()[:6]
 
 
 def _env(vendor: str, key: str, default: str) -> str:
@@ -23,7 +29,7 @@ POSTGRES: dict[str, Any] = {
     "PORT": _env("postgres", "PORT", "5432"),
     "USER": _env("postgres", "USER", "postgres"),
     "PASSWORD": _env("postgres", "PASSWORD", ""),
-    "NAME": _env("postgres", "NAME", "tracer_tests"),
+    "NAME": _env("postgres", "NAME", f"tracer_tests_{CHECKOUT}"),
 }
 
 MYSQL: dict[str, Any] = {
@@ -32,7 +38,7 @@ MYSQL: dict[str, Any] = {
     "PORT": _env("mysql", "PORT", "3306"),
     "USER": _env("mysql", "USER", "root"),
     "PASSWORD": _env("mysql", "PASSWORD", ""),
-    "NAME": _env("mysql", "NAME", "tracer_tests"),
+    "NAME": _env("mysql", "NAME", f"tracer_tests_{CHECKOUT}"),
     "TEST": {"CHARSET": "utf8mb4"},
 }
 

@@ -23,6 +23,10 @@ from pathlib import Path
 import django
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.databases import CHECKOUT  # noqa: E402
+
 CACHE = ROOT / ".cache" / "django-suite"
 
 # The database layer, and what leans on it hardest; sized to fit CI time.
@@ -111,7 +115,10 @@ DATABASES = {
             "PASSWORD": os.environ.get("TRACER_TEST_POSTGRES_PASSWORD", ""),
             "NAME": name,
         }
-        for alias, name in (("default", "djsuite_{mode}"), ("other", "djsuite_{mode}_other"))
+        for alias, name in (
+            ("default", f"djsuite_{CHECKOUT}_{{mode}}"),
+            ("other", f"djsuite_{CHECKOUT}_{{mode}}_other"),
+        )
     },
     "mysql": {
         alias: {
@@ -123,7 +130,10 @@ DATABASES = {
             "NAME": name,
             "TEST": {"CHARSET": "utf8mb4", "COLLATION": "utf8mb4_general_ci"},
         }
-        for alias, name in (("default", "djsuite_{mode}"), ("other", "djsuite_{mode}_other"))
+        for alias, name in (
+            ("default", f"djsuite_{CHECKOUT}_{{mode}}"),
+            ("other", f"djsuite_{CHECKOUT}_{{mode}}_other"),
+        )
     },
 }
 

@@ -7,7 +7,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.utils import ConnectionHandler
 
 import tracer
-from tests.databases import CI, POSTGRES
+from tests.databases import CHECKOUT, CI, POSTGRES
 from tests.thirdparty_engine.base import DatabaseWrapper as ThirdPartyWrapper
 from tests.thirdparty_engine.base import EngineCursorWrapper
 from tracer.backend.base import DatabaseWrapper
@@ -96,6 +96,7 @@ def test_postgis(settings):
     gis_or_skip("django.contrib.gis.db.backends.postgis")
     import psycopg
 
+    name = f"tracer_gis_{CHECKOUT}"
     admin = psycopg.connect(
         host=POSTGRES["HOST"],
         port=POSTGRES["PORT"],
@@ -104,11 +105,10 @@ def test_postgis(settings):
         dbname="postgres",
         autocommit=True,
     )
-    with admin:
-        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = 'tracer_gis'").fetchone():
-            admin.execute("CREATE DATABASE tracer_gis")
+    admin.execute(f"DROP DATABASE IF EXISTS {name}")
+    admin.execute(f"CREATE DATABASE {name}")
     connections = handler(
-        **{**POSTGRES, "ENGINE": "django.contrib.gis.db.backends.postgis", "NAME": "tracer_gis"}
+        **{**POSTGRES, "ENGINE": "django.contrib.gis.db.backends.postgis", "NAME": name}
     )
     connection = connections["default"]
     try:
@@ -121,10 +121,16 @@ def test_postgis(settings):
             with connection.cursor() as cursor:
                 cursor.execute("SELECT ST_AsText(ST_MakePoint(%s, %s))", [1, 2])
                 assert cursor.fetchone() == ("POINT(1 2)",)
-        assert str(trace.statements[0].sql) == "SELECT 1 FROM pg_extension WHERE extname = %s"
+        sql = [str(s.sql) for s in trace.statements]
+        assert sql[:2] == [
+            "SELECT 1 FROM pg_extension WHERE extname = %s",
+            "CREATE EXTENSION IF NOT EXISTS postgis",
+        ]
         assert trace.statements[-1].rows_fetched == 1
     finally:
         connections.close_all()
+        with admin:
+            admin.execute(f"DROP DATABASE IF EXISTS {name}")
 
 
 def test_postgresql_connection_pool(settings):

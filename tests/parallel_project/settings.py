@@ -7,7 +7,7 @@ PARALLEL_VENDOR picks the database; the traced alias "default" and the plain ali
 import os
 
 import tracer
-from tests.databases import MYSQL, POSTGRES
+from tests.databases import CHECKOUT, MYSQL, POSTGRES
 
 vendor = os.environ.get("PARALLEL_VENDOR", "sqlite")
 database = {
@@ -15,8 +15,8 @@ database = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": os.path.join(os.environ.get("PARALLEL_DIR", "."), "parallel.sqlite3"),
     },
-    "postgresql": {**POSTGRES, "NAME": "tracer_parallel"},
-    "mysql": {**MYSQL, "NAME": "tracer_parallel"},
+    "postgresql": {**POSTGRES, "NAME": f"tracer_parallel_{CHECKOUT}"},
+    "mysql": {**MYSQL, "NAME": f"tracer_parallel_{CHECKOUT}"},
 }[vendor]
 
 if vendor == "sqlite" and os.environ.get("PARALLEL_START") == "fork":
