@@ -16,6 +16,15 @@ def vendor(request: pytest.FixtureRequest) -> str:
     return name
 
 
+@pytest.fixture(params=["mysql", "postgresql"])
+def server_vendor(request: pytest.FixtureRequest) -> str:
+    """The vendors with a server (connections without a database, procedures)."""
+    name = request.param
+    if name in settings.UNAVAILABLE:
+        pytest.skip(settings.UNAVAILABLE[name])
+    return name
+
+
 @pytest.fixture
 def alias(vendor: str) -> str:
     return TRACED[vendor]

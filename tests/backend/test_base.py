@@ -155,11 +155,10 @@ def test_alias_passed_through_as_given():
         del base._classes["tests.fake"]
 
 
-def test_nodb_connection_is_traced_and_tagged(vendor, connection):
+def test_nodb_connection_is_traced_and_tagged(server_vendor):
     import tracer
 
-    if vendor == "sqlite":
-        pytest.skip("SQLite has no connection without a database")
+    connection = connections[server_vendor]
     with tracer.capture() as trace:
         with connection._nodb_cursor() as cursor:
             cursor.execute("SELECT 1")

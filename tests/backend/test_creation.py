@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -32,11 +33,11 @@ def test_signature_is_the_wrapped_engines(connection):
 
 
 @pytest.mark.django_db(databases="__all__")
-def test_traced_and_plain_alias_share_test_database(vendor, connection, plain_connection):
-    if vendor == "sqlite":
-        pytest.skip("each in-memory SQLite alias has its own database by design")
-    assert connection.settings_dict["NAME"] == plain_connection.settings_dict["NAME"]
-    assert connection.settings_dict["NAME"].startswith("test_")
+def test_traced_and_plain_alias_share_test_database(server_vendor):
+    # (Each in-memory SQLite alias has its own test database, with or without tracer.)
+    traced, plain = connections[server_vendor], connections[f"{server_vendor}_plain"]
+    assert traced.settings_dict["NAME"] == plain.settings_dict["NAME"]
+    assert traced.settings_dict["NAME"].startswith("test_")
 
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])

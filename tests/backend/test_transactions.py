@@ -99,10 +99,9 @@ def test_failed_connect_is_recorded():
     assert event.error == ("sqlite3.OperationalError", "unable to open database file")
 
 
-def test_callproc(alias, vendor):
-    connection = connections[alias]
-    if vendor == "sqlite":
-        pytest.skip("SQLite has no stored procedures")
+def test_callproc(server_vendor):
+    vendor = server_vendor
+    connection = connections[vendor]
     with connection.cursor() as cursor:
         if vendor == "postgresql":
             cursor.execute(
