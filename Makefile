@@ -32,6 +32,7 @@ install-dev: $(PY)
 ## test: install what the tests need and run them all
 test: install-dev
 	$(PY) -m ruff check tracer tests demo_app
+	$(PY) -m mypy
 	$(PY) -m pytest
 
 ## django-suite: Django's own tests, plain vs traced (FULL=1 for the whole suite)

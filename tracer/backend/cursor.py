@@ -35,35 +35,23 @@ class TracedCursorMixin:
     _tracer_native_fetch = False
 
     def _execute(self, sql: Any, params: Any, *wrapper_args: Any) -> Any:
+        execute = super()._execute  # type: ignore[misc]
         trace = recorder.active_trace()
         if trace is None:
             self._tracer_statement = None
-            return super()._execute(sql, params, *wrapper_args)  # type: ignore[misc]
-        return self._tracer_record(
-            trace,
-            "execute",
-            super()._execute,
-            sql,
-            params,
-            params,
-            wrapper_args,  # type: ignore[misc]
-        )
+            return execute(sql, params, *wrapper_args)
+        return self._tracer_record(trace, "execute", execute, sql, params, params, wrapper_args)
 
     def _executemany(self, sql: Any, param_list: Any, *wrapper_args: Any) -> Any:
+        executemany = super()._executemany  # type: ignore[misc]
         trace = recorder.active_trace()
         if trace is None:
             self._tracer_statement = None
-            return super()._executemany(sql, param_list, *wrapper_args)  # type: ignore[misc]
+            return executemany(sql, param_list, *wrapper_args)
         # A generator param_list is the driver's to consume: keep lists only.
         kept = param_list if isinstance(param_list, (list, tuple)) else UNRECORDED
         return self._tracer_record(
-            trace,
-            "executemany",
-            super()._executemany,
-            sql,
-            param_list,
-            kept,
-            wrapper_args,  # type: ignore[misc]
+            trace, "executemany", executemany, sql, param_list, kept, wrapper_args
         )
 
     def callproc(self, procname: Any, params: Any = None, kparams: Any = None) -> Any:
