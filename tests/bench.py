@@ -66,6 +66,14 @@ from demo_app.models import Book, Review  # noqa: E402
 ALIAS = {"plain": "default", "idle": "traced", "recording": "traced", "toolbar": "toolbar"}
 
 
+def raw_selects(alias: str) -> int:
+    with connections[alias].cursor() as cursor:
+        for _ in range(3000):
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+    return 3000
+
+
 def point_lookups(alias: str) -> int:
     for pk in range(1, 3001):
         Book.objects.using(alias).get(pk=(pk % 1000) + 1)
@@ -100,6 +108,7 @@ def n_plus_one_page(alias: str) -> int:
 
 
 WORKLOADS: dict[str, tuple[Callable[[str], int], str]] = {
+    "3,000 raw cursor SELECT 1": (raw_selects, "statement"),
     "3,000 point lookups": (point_lookups, "lookup"),
     "300 select_related pages of 50": (select_related_pages, "page"),
     "5,000-row fetch": (big_fetch, "fetch"),
