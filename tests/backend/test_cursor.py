@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, connections, transaction
+from django.db import IntegrityError, ProgrammingError, connections, transaction
 from django.test.utils import isolate_apps
 
 import tracer
@@ -297,3 +298,20 @@ def test_foreign_cursor_wrapper_is_left_alone_with_a_warning(caplog):
         "_is_left_alone_with_a_warning.<locals>.Foreign: it does not derive from Django's "
         "CursorWrapper. Its statements are not recorded."
     )
+
+
+@pytest.mark.parametrize("recording", [False, True], ids=["idle", "recording"])
+def test_fetch_errors_converted_like_plain(connection, plain_connection, recording):
+    def fetch_without_result(conn):
+        with conn.cursor() as cursor:
+            cursor.execute("UPDATE testapp_author SET name = name WHERE id = -1")
+            try:
+                return ("result", cursor.fetchall())
+            except Exception as exc:
+                return ("error", type(exc), str(exc))
+
+    expected = fetch_without_result(plain_connection)
+    with tracer.capture() if recording else contextlib.nullcontext():
+        assert fetch_without_result(connection) == expected
+    if connection.vendor == "postgresql":
+        assert expected[:2] == ("error", ProgrammingError)  # Django's, not psycopg's

@@ -33,25 +33,29 @@ class TracedCursorMixin:
     _tracer_statement: Statement | None = None
     # Whether the wrapped class defines fetch methods itself (else __getattr__ does).
     _tracer_native_fetch = False
+    # The wrapped class's own _execute/_executemany, bound at class creation: a
+    # plain attribute lookup per statement instead of super().
+    _tracer_execute: Callable[..., Any]
+    _tracer_executemany: Callable[..., Any]
 
     def _execute(self, sql: Any, params: Any, *wrapper_args: Any) -> Any:
-        execute = super()._execute  # type: ignore[misc]
         trace = recorder.active_trace()
         if trace is None:
             self._tracer_statement = None
-            return execute(sql, params, *wrapper_args)
-        return self._tracer_record(trace, "execute", execute, sql, params, params, wrapper_args)
+            return self._tracer_execute(sql, params, *wrapper_args)
+        return self._tracer_record(
+            trace, "execute", self._tracer_execute, sql, params, params, wrapper_args
+        )
 
     def _executemany(self, sql: Any, param_list: Any, *wrapper_args: Any) -> Any:
-        executemany = super()._executemany  # type: ignore[misc]
         trace = recorder.active_trace()
         if trace is None:
             self._tracer_statement = None
-            return executemany(sql, param_list, *wrapper_args)
+            return self._tracer_executemany(sql, param_list, *wrapper_args)
         # A generator param_list is the driver's to consume: keep lists only.
         kept = param_list if isinstance(param_list, (list, tuple)) else UNRECORDED
         return self._tracer_record(
-            trace, "executemany", executemany, sql, param_list, kept, wrapper_args
+            trace, "executemany", self._tracer_executemany, sql, param_list, kept, wrapper_args
         )
 
     def callproc(self, procname: Any, params: Any = None, kparams: Any = None) -> Any:
@@ -99,13 +103,24 @@ class TracedCursorMixin:
             _done(statement, start, self.cursor)
         return result
 
+    # Fetches take a fast path when nothing records (one frame, as plain Django).
+
     def fetchone(self) -> Any:
+        if self._tracer_statement is None and not self._tracer_native_fetch:
+            with self.db.wrap_database_errors:
+                return self.cursor.fetchone()
         return self._tracer_fetch("fetchone", ())
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
+        if self._tracer_statement is None and not self._tracer_native_fetch:
+            with self.db.wrap_database_errors:
+                return self.cursor.fetchmany(*args, **kwargs)
         return self._tracer_fetch("fetchmany", args, kwargs)
 
     def fetchall(self) -> Any:
+        if self._tracer_statement is None and not self._tracer_native_fetch:
+            with self.db.wrap_database_errors:
+                return self.cursor.fetchall()
         return self._tracer_fetch("fetchall", ())
 
     def _tracer_fetch(
@@ -181,7 +196,7 @@ _classes: dict[type, type] = {}
 _lock = threading.Lock()
 
 
-def traced_cursor_class(wrapper_class: type) -> type:
+def traced_cursor_class(wrapper_class: type[CursorWrapper]) -> type:
     """The traced subclass of an engine's cursor wrapper class (built once)."""
     try:
         return _classes[wrapper_class]
@@ -195,13 +210,16 @@ def traced_cursor_class(wrapper_class: type) -> type:
                 if klass is not CursorWrapper
                 for name in _FETCHES
             )
-            _classes[wrapper_class] = type(wrapper_class)(
+            metaclass: Any = type(wrapper_class)
+            _classes[wrapper_class] = metaclass(
                 wrapper_class.__name__,
                 (TracedCursorMixin, wrapper_class),
                 {
                     "__module__": __name__,
                     "__qualname__": wrapper_class.__qualname__,
                     "_tracer_native_fetch": native,
+                    "_tracer_execute": wrapper_class._execute,
+                    "_tracer_executemany": wrapper_class._executemany,
                 },
             )
     return _classes[wrapper_class]
