@@ -19,7 +19,7 @@ from django.db.utils import load_backend
 
 from tracer import engines, recorder
 from tracer.backend.creation import traced_creation_class
-from tracer.backend.cursor import trace_cursor
+from tracer.backend.cursor import done, failed, trace_cursor
 from tracer.trace import Event, describe_error
 
 
@@ -116,13 +116,12 @@ def trace_call(trace: Any, db: Any, word: str, call: Any, args: tuple[Any, ...])
         return call(*args)
     start = perf_counter_ns()
     try:
-        return call(*args)
+        result = call(*args)
     except BaseException as exc:
-        statement.error = describe_error(exc)
+        failed(statement, start, exc)
         raise
-    finally:
-        statement.start_ns = start
-        statement.duration_ns = perf_counter_ns() - start
+    done(statement, start)
+    return result
 
 
 _classes: dict[str, type] = {}

@@ -97,10 +97,10 @@ class TracedCursorMixin:
             result = call(sql, params, *wrapper_args)
         except BaseException as exc:
             if statement is not None:
-                _failed(statement, start, exc)
+                failed(statement, start, exc)
             raise
         if statement is not None:
-            _done(statement, start, self.cursor)
+            done(statement, start, self.cursor)
         return result
 
     # Fetches take a fast path when nothing records (one frame, as plain Django).
@@ -172,17 +172,19 @@ def _counted(rows: Iterator[Any], statement: Statement) -> Iterator[Any]:
         yield row
 
 
-def _done(statement: Statement, start: int, cursor: Any) -> None:
+def done(statement: Statement, start: int, cursor: Any = None) -> None:
+    """Stamp a statement that returned; ``cursor`` gives its row count, if any."""
     end = perf_counter_ns()
     try:
         statement.start_ns = start
         statement.duration_ns = end - start
-        statement.rowcount = cursor.rowcount
+        if cursor is not None:
+            statement.rowcount = cursor.rowcount
     except Exception:
         recorder.note_failure()
 
 
-def _failed(statement: Statement, start: int, exc: BaseException) -> None:
+def failed(statement: Statement, start: int, exc: BaseException) -> None:
     end = perf_counter_ns()
     try:
         statement.start_ns = start
