@@ -9,7 +9,15 @@ from tracer.conf import Config, get_config
 
 def test_defaults():
     assert get_config() == Config(
-        capture="explicit", always_trace_statements=1000, always_traces_kept=20
+        capture="explicit",
+        always_trace_statements=1000,
+        always_traces_kept=20,
+        library_paths=None,
+        stack_depth=12,
+        soft_cap=1000,
+        hard_cap=10000,
+        store_traces=100,
+        store_bytes=50_000_000,
     )
 
 
@@ -23,3 +31,13 @@ def test_override_settings_takes_effect():
 def test_invalid_raises_clear_error():
     with pytest.raises(ImproperlyConfigured, match="^TRACER must be a dict, not list.$"):
         get_config()
+
+
+@override_settings(TRACER={"SOFT_CAP": 50, "HARD_CAP": 10, "LIBRARY_PATHS": "/usr"})
+def test_caps_and_paths_are_checked():
+    with pytest.raises(ImproperlyConfigured) as info:
+        get_config()
+    assert str(info.value) == (
+        "TRACER['LIBRARY_PATHS'] must be a list of paths or None, not '/usr'. "
+        "TRACER['SOFT_CAP'] (50) must not exceed TRACER['HARD_CAP'] (10)."
+    )

@@ -14,20 +14,50 @@ from django.dispatch import receiver
 CAPTURE_MODES = ("explicit", "always")
 
 DEFAULTS: dict[str, Any] = {
-    # "explicit": record inside tracer.capture() only.
+    # "explicit": record inside tracer.capture() and requests (TracerMiddleware).
     # "always": also record every statement outside any trace, into rolling traces.
     "CAPTURE": "explicit",
     # With CAPTURE "always": statements per rolling trace, and finished traces kept.
     "ALWAYS_TRACE_STATEMENTS": 1000,
     "ALWAYS_TRACES_KEPT": 20,
+    # Frames in files under these paths are not "your code": a statement's location
+    # is the first frame outside them. None means Django, the tracer, the standard
+    # library and site-packages.
+    "LIBRARY_PATHS": None,
+    # Frames kept per call site, from the first frame in your code outward.
+    "STACK_DEPTH": 12,
+    # Past SOFT_CAP statements a trace keeps timings and SQL but drops stacks and
+    # params; past HARD_CAP it keeps only counters. Each trace says what it dropped.
+    "SOFT_CAP": 1000,
+    "HARD_CAP": 10000,
+    # The in-memory store of finished traces: at most this many, and about this
+    # many bytes (SQL text, params and records, estimated).
+    "STORE_TRACES": 100,
+    "STORE_BYTES": 50_000_000,
 }
+
+_POSITIVE_INTS = (
+    "ALWAYS_TRACE_STATEMENTS",
+    "ALWAYS_TRACES_KEPT",
+    "STACK_DEPTH",
+    "SOFT_CAP",
+    "HARD_CAP",
+    "STORE_TRACES",
+    "STORE_BYTES",
+)
 
 
 @dataclass(frozen=True)
 class Config:
-    capture: str
-    always_trace_statements: int
-    always_traces_kept: int
+    capture: str = DEFAULTS["CAPTURE"]
+    always_trace_statements: int = DEFAULTS["ALWAYS_TRACE_STATEMENTS"]
+    always_traces_kept: int = DEFAULTS["ALWAYS_TRACES_KEPT"]
+    library_paths: tuple[str, ...] | None = None
+    stack_depth: int = DEFAULTS["STACK_DEPTH"]
+    soft_cap: int = DEFAULTS["SOFT_CAP"]
+    hard_cap: int = DEFAULTS["HARD_CAP"]
+    store_traces: int = DEFAULTS["STORE_TRACES"]
+    store_bytes: int = DEFAULTS["STORE_BYTES"]
 
 
 def config_problems(value: Any) -> list[str]:
@@ -44,10 +74,25 @@ def config_problems(value: Any) -> list[str]:
         problems.append(
             f"TRACER['CAPTURE'] is {capture!r}; use one of {', '.join(map(repr, CAPTURE_MODES))}."
         )
-    for key in ("ALWAYS_TRACE_STATEMENTS", "ALWAYS_TRACES_KEPT"):
+    for key in _POSITIVE_INTS:
         number = value.get(key, DEFAULTS[key])
         if not isinstance(number, int) or isinstance(number, bool) or number < 1:
             problems.append(f"TRACER[{key!r}] must be a positive integer, not {number!r}.")
+    paths = value.get("LIBRARY_PATHS")
+    if paths is not None and (
+        isinstance(paths, str)
+        or not isinstance(paths, (list, tuple))
+        or not all(isinstance(p, str) for p in paths)
+    ):
+        problems.append(f"TRACER['LIBRARY_PATHS'] must be a list of paths or None, not {paths!r}.")
+    soft, hard = (
+        value.get("SOFT_CAP", DEFAULTS["SOFT_CAP"]),
+        value.get("HARD_CAP", DEFAULTS["HARD_CAP"]),
+    )
+    if isinstance(soft, int) and isinstance(hard, int) and soft > hard:
+        problems.append(
+            f"TRACER['SOFT_CAP'] ({soft}) must not exceed TRACER['HARD_CAP'] ({hard})."
+        )
     return problems
 
 
@@ -58,10 +103,17 @@ def get_config() -> Config:
     if problems:
         raise ImproperlyConfigured(" ".join(problems))
     merged = {**DEFAULTS, **user}
+    paths = merged["LIBRARY_PATHS"]
     return Config(
         capture=merged["CAPTURE"],
         always_trace_statements=merged["ALWAYS_TRACE_STATEMENTS"],
         always_traces_kept=merged["ALWAYS_TRACES_KEPT"],
+        library_paths=None if paths is None else tuple(paths),
+        stack_depth=merged["STACK_DEPTH"],
+        soft_cap=merged["SOFT_CAP"],
+        hard_cap=merged["HARD_CAP"],
+        store_traces=merged["STORE_TRACES"],
+        store_bytes=merged["STORE_BYTES"],
     )
 
 

@@ -1,4 +1,5 @@
-"""Where recorded statements go: the active trace of the current context.
+"""Where recorded statements go: the active trace of the current context, and the
+ORM operation and compiler call they run under.
 
 This module is on the hot path of every query. When nothing records, the cost of a
 query is one context-variable read and one global read.
@@ -7,6 +8,7 @@ query is one context-variable read and one global read.
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -16,7 +18,8 @@ from typing import Any
 
 from django.core.signals import setting_changed
 
-from tracer.trace import Statement, Trace
+from tracer import stacks
+from tracer.trace import Compile, Operation, Statement, Trace
 
 logger = logging.getLogger("tracer")
 
@@ -25,9 +28,22 @@ _current: ContextVar[Trace | None] = ContextVar("tracer_current", default=None)
 # With CAPTURE "always": the rolling trace of this context outside any explicit one.
 _ambient: ContextVar[Trace | None] = ContextVar("tracer_ambient", default=None)
 
+# The ORM operation (QuerySet evaluation, save, ...) running in this context.
+_operation: ContextVar[Operation | None] = ContextVar("tracer_operation", default=None)
+# The compiler call (execute_sql) running in this context.
+_compiling: ContextVar[Compile | None] = ContextVar("tracer_compiling", default=None)
+# Set by async ORM methods before they hand over to a worker thread: (trigger,
+# stack, template) of the awaiting code, which the thread's stack does not show.
+_origin: ContextVar[tuple[str, Any, Any] | None] = ContextVar("tracer_origin", default=None)
+
+#: What a statement past SOFT_CAP keeps instead of its params.
+DROPPED = "<dropped: past SOFT_CAP>"
+
 # CAPTURE == "always", read from settings on first use; None means "not read yet".
 _always: bool | None = None
 _always_limit = 1000
+_soft_cap = 1000
+_hard_cap = 10000
 _always_traces: deque[Trace] = deque(maxlen=20)
 
 _failures = 0
@@ -72,12 +88,84 @@ def capture(label: str = "") -> Iterator[Trace]:
         if parent is not None:
             parent.statements.extend(trace.statements)
             parent.events.extend(trace.events)
+            for operation in trace.operations:
+                operation.index = len(parent.operations)
+                parent.operations.append(operation)
+            for key, count in trace.dropped.items():
+                parent.dropped[key] = parent.dropped.get(key, 0) + count
+        else:
+            _store(trace)
 
 
-def begin_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> Statement:
+def begin_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> Statement | None:
+    """Record a statement about to run, or return None past the hard cap."""
+    if _always is None:
+        _load_config()
+    statements = trace.statements
+    count = len(statements)
+    past_soft_cap = count >= _soft_cap
+    if past_soft_cap:
+        if count >= _hard_cap:
+            dropped = trace.dropped
+            dropped["statements"] = dropped.get("statements", 0) + 1
+            return None
+        if params is not None:
+            params = DROPPED
+            trace.dropped["params"] = trace.dropped.get("params", 0) + 1
     statement = Statement(db.alias, db.vendor, kind, sql, params, db.in_atomic_block)
-    trace.statements.append(statement)
+    compile = statement.compile = _compiling.get()
+    if compile is not None:
+        compile.statement = statement
+    operation = _operation.get()
+    if operation is not None:
+        if operation.index < 0:
+            register(trace, operation)
+        statement.operation = operation
+    elif past_soft_cap:
+        trace.dropped["stacks"] = trace.dropped.get("stacks", 0) + 1
+    else:
+        # Raw SQL: where it ran from is the statement's own.
+        origin = _origin.get()
+        if origin is not None:
+            statement.stack, statement.template = origin[1], origin[2]
+        else:
+            stack, statement.template = stacks.capture(sys._getframe(1))
+            statement.stack = intern_stack(trace, stack)
+    statements.append(statement)
     return statement
+
+
+def register(trace: Trace, operation: Operation) -> None:
+    """Add an operation (and its unregistered parents) to the trace: operations
+    are registered by their first statement, so those that ran none don't show."""
+    parent = operation.parent
+    if parent is not None and parent.index < 0:
+        register(trace, parent)
+    operation.index = len(trace.operations)
+    trace.operations.append(operation)
+
+
+def intern_stack(trace: Trace, stack: Any) -> Any:
+    if stack is None:
+        return None
+    return trace._stacks.setdefault(stack, stack)
+
+
+def capture_allowed(trace: Trace) -> bool:
+    """Whether new stacks may be kept (below SOFT_CAP); counts the drop if not."""
+    if len(trace.statements) < _soft_cap:
+        return True
+    trace.dropped["stacks"] = trace.dropped.get("stacks", 0) + 1
+    return False
+
+
+def _store(trace: Trace) -> None:
+    try:
+        from tracer.store import get_store
+
+        get_store().add(trace)
+    except Exception:
+        note_failure()
 
 
 def note_failure() -> None:
@@ -102,7 +190,7 @@ def failures() -> int:
 
 
 def _load_config() -> bool:
-    global _always, _always_limit, _always_traces
+    global _always, _always_limit, _always_traces, _soft_cap, _hard_cap
     from tracer.conf import get_config
 
     try:
@@ -113,6 +201,8 @@ def _load_config() -> bool:
         _always = False
         return False
     _always_limit = config.always_trace_statements
+    _soft_cap = config.soft_cap
+    _hard_cap = config.hard_cap
     if _always_traces.maxlen != config.always_traces_kept:
         _always_traces = deque(_always_traces, maxlen=config.always_traces_kept)
     _always = config.capture == "always"
@@ -122,6 +212,7 @@ def _load_config() -> bool:
 def _start_ambient(full: Trace | None) -> Trace:
     if full is not None:
         full.finish()
+        _store(full)
     trace = Trace("always")
     _always_traces.append(trace)
     _ambient.set(trace)

@@ -8,6 +8,7 @@ derived is computed when someone looks.
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 #: The params of an ``executemany`` whose ``param_list`` was an iterator: the driver
@@ -47,6 +48,10 @@ class Statement:
         "fetch_calls",
         "error",
         "in_atomic_block",
+        "operation",
+        "compile",
+        "stack",
+        "template",
     )
 
     def __init__(
@@ -74,10 +79,26 @@ class Statement:
         self.fetch_calls = 0
         #: (exception class path, message) if the call raised.
         self.error: tuple[str, str] | None = None
+        #: The ORM operation it ran for (None: raw SQL outside any operation).
+        self.operation: Operation | None = None
+        #: The compiler call that produced it (None: the SQL did not come from one).
+        self.compile: Compile | None = None
+        #: Where it ran from, for statements outside any operation (raw SQL); an
+        #: operation's statements use the operation's.
+        self.stack: Stack | None = None
+        self.template: tuple[str, int] | None = None
 
     @property
     def duration_ms(self) -> float | None:
         return None if self.duration_ns is None else self.duration_ns / 1e6
+
+    @property
+    def stages(self) -> dict[str, dict[str, Any] | None]:
+        """The six stages (model, manager, queryset, query, compiler, backend), built
+        when asked; None marks a stage this statement did not go through."""
+        from tracer.export import stages
+
+        return stages(self)
 
     @property
     def is_setup(self) -> bool:
@@ -89,6 +110,197 @@ class Statement:
         if len(sql) > 60:
             sql = sql[:57] + "..."
         return f"<Statement {self.alias} {self.kind} {sql!r}>"
+
+
+#: A call site: code objects and instruction offsets, flattened
+#: ``(code, lasti, code, lasti, ...)``, innermost first, starting at the first frame
+#: in the user's code. Resolved to files and lines only when displayed.
+Stack = tuple[Any, ...]
+
+
+class Call:
+    """One call in a QuerySet's lineage: ``.filter(price__lt=10)`` and where it was made.
+
+    ``parent`` is the call before it; the first call of a lineage has a ``Manager``
+    parent (or None when the QuerySet was not made by a manager that we saw).
+    """
+
+    __slots__ = ("parent", "name", "args", "kwargs", "code", "lasti", "duration_ns")
+
+    def __init__(
+        self,
+        parent: Call | Manager | None,
+        name: str,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any] | None,
+        code: Any,
+        lasti: int,
+        duration_ns: int,
+    ) -> None:
+        self.parent = parent
+        self.name = name
+        self.args = args
+        self.kwargs = kwargs
+        self.code = code
+        self.lasti = lasti
+        self.duration_ns = duration_ns
+
+    def __reduce__(self) -> Any:
+        # Lineage rides on QuerySets; a pickled or deep-copied QuerySet drops it
+        # instead of failing on the code objects it holds.
+        return (_dropped, ())
+
+    def __deepcopy__(self, memo: Any) -> Call:
+        return self
+
+    def __repr__(self) -> str:
+        return f"<Call .{self.name}()>"
+
+
+class Manager:
+    """The manager a QuerySet came from: ``Book.objects``, or ``author.book_set``.
+
+    ``related`` is, for a related manager, ``(model label of the instance, accessor
+    name, instance pk)``.
+    """
+
+    __slots__ = ("name", "manager_class", "model", "related")
+
+    def __init__(
+        self, name: str | None, manager_class: type, model: Any, related: Any = None
+    ) -> None:
+        self.name = name
+        self.manager_class = manager_class
+        self.model = model
+        self.related = related
+
+    def __reduce__(self) -> Any:
+        return (_dropped, ())
+
+    def __deepcopy__(self, memo: Any) -> Manager:
+        return self
+
+    def __repr__(self) -> str:
+        return f"<Manager {self.name}>"
+
+
+def _dropped() -> None:
+    return None
+
+
+class Operation:
+    """One thing the ORM did for the user's code: a QuerySet evaluation, a
+    ``save()``, a ``delete()`` with its cascade, a lazy related-object access...
+
+    Its statements point to it (``statement.operation``). Operations started while
+    another runs (a prefetch, a cascade) have it as ``parent``.
+    """
+
+    __slots__ = (
+        "index",
+        "trigger",
+        "detail",
+        "model",
+        "queryset_class",
+        "lineage",
+        "call",
+        "prefetch",
+        "stack",
+        "template",
+        "parent",
+        "start_ns",
+        "end_ns",
+        "error",
+    )
+
+    def __init__(
+        self,
+        index: int,
+        trigger: str,
+        model: Any,
+        parent: Operation | None,
+        start_ns: int,
+    ) -> None:
+        self.index = index
+        #: What started it: "iteration", "len", "count", "get", "save", "related",
+        #: "prefetch", ... (see tracer.pipeline.TRIGGERS).
+        self.trigger = trigger
+        #: Trigger details: the relation ("Book.author") or prefetch lookup path.
+        self.detail: str | None = None
+        self.model = model
+        self.queryset_class: type | None = None
+        #: The QuerySet's last lineage call (follow ``.parent`` back to its manager).
+        self.lineage: Call | Manager | None = None
+        #: The triggering call itself, e.g. ``.get(pk=1)`` (None for implicit
+        #: triggers like iteration).
+        self.call: Call | None = None
+        #: The QuerySet's prefetch_related lookups, as given.
+        self.prefetch: tuple[Any, ...] = ()
+        self.stack: Stack | None = None
+        self.template: tuple[str, int] | None = None
+        self.parent = parent
+        self.start_ns = start_ns
+        self.end_ns: int | None = None
+        self.error: tuple[str, str] | None = None
+
+    @property
+    def duration_ns(self) -> int | None:
+        return None if self.end_ns is None else self.end_ns - self.start_ns
+
+    def __repr__(self) -> str:
+        model = getattr(self.model, "__name__", None)
+        return f"<Operation {self.index} {self.trigger} {model}>"
+
+
+class Compile:
+    """One compiler call: ``SQLCompiler.execute_sql()`` and the ``as_sql()`` in it.
+
+    Several statements can share one (a bulk insert in batches).
+    """
+
+    __slots__ = (
+        "compiler_class",
+        "query_class",
+        "model",
+        "query",
+        "result_type",
+        "sql",
+        "compile_ns",
+        "convert_ns",
+        "hydrate_ns",
+        "iterable_class",
+        "statement",
+        "executed_ns",
+        "fetched_ns",
+    )
+
+    def __init__(self, compiler_class: type, query_class: type, model: Any) -> None:
+        self.compiler_class = compiler_class
+        self.query_class = query_class
+        self.model = model
+        #: The Query's state in readable form (tracer.querystate), shared between
+        #: compiles of the same SQL; None until described.
+        self.query: dict[str, Any] | None = None
+        self.result_type: str | None = None
+        #: What as_sql() returned: (sql, params), or a list of them for inserts.
+        self.sql: Any = None
+        self.compile_ns: int | None = None
+        #: Time in the backend's row converters (from_db_value, ...), or None if
+        #: there were none.
+        self.convert_ns: int | None = None
+        #: Time the iterable spent building results from rows (model instances,
+        #: select_related objects, dicts or tuples), net of fetching and converting.
+        self.hydrate_ns: int | None = None
+        self.iterable_class: type | None = None
+        #: The last statement it ran.
+        self.statement: Statement | None = None
+        # When execute_sql() returned, and the statement's fetch time by then: what
+        # the iterable spent after that is fetching, converting or hydrating.
+        self.executed_ns = 0
+        self.fetched_ns = 0
+
+    def __repr__(self) -> str:
+        return f"<Compile {self.compiler_class.__name__}>"
 
 
 class Event:
@@ -120,6 +332,24 @@ class Trace:
         self.end_ns: int | None = None
         self.statements: list[Statement] = []
         self.events: list[Event] = []
+        self.operations: list[Operation] = []
+        #: What the caps made it drop: "params", "stacks" (statements past SOFT_CAP
+        #: lost those) and "statements" (past HARD_CAP: only counted).
+        self.dropped: dict[str, int] = {}
+        #: Per-request facts set by the middleware (method, path, status, ...).
+        self.request: dict[str, Any] | None = None
+        self._id: str | None = None
+        # A trace loaded by from_dict() keeps the data it came from.
+        self._exported: dict[str, Any] | None = None
+        # Interned call sites, so statements from one loop share one stack tuple.
+        self._stacks: dict[Stack, Stack] = {}
+
+    @property
+    def id(self) -> str:
+        """A unique id, made on first use (not on the hot path)."""
+        if self._id is None:
+            self._id = uuid.uuid4().hex
+        return self._id
 
     @property
     def finished(self) -> bool:
@@ -142,6 +372,19 @@ class Trace:
     def db_ns(self) -> int:
         """Time spent in database calls: execution plus fetching."""
         return sum((s.duration_ns or 0) + s.fetch_ns for s in self.statements)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe data in the documented ``"tracer-trace/1"`` format."""
+        from tracer.export import to_dict
+
+        return to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trace:
+        """Load a trace from ``to_dict()`` data; raises ValueError on other data."""
+        from tracer.export import from_dict
+
+        return from_dict(data)
 
     def finish(self) -> None:
         if self.end_ns is None:

@@ -17,9 +17,10 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS
 from django.db.utils import load_backend
 
-from tracer import engines, recorder
+from tracer import engines, pipeline, recorder
 from tracer.backend.creation import traced_creation_class
 from tracer.backend.cursor import done, failed, trace_cursor
+from tracer.backend.operations import traced_operations_class
 from tracer.trace import Event, describe_error
 
 
@@ -113,6 +114,8 @@ def trace_call(trace: Any, db: Any, word: str, call: Any, args: tuple[Any, ...])
         statement = recorder.begin_statement(trace, db, "transaction", word, None)
     except Exception:
         recorder.note_failure()
+        statement = None
+    if statement is None:
         return call(*args)
     start = perf_counter_ns()
     try:
@@ -155,5 +158,7 @@ def _build(engine: str) -> type:
         # A class attribute, never an instance patch: Django checks that
         # type(conn).creation_class is type(conn.creation).
         "creation_class": traced_creation_class(base.creation_class),
+        "ops_class": traced_operations_class(base.ops_class),
     }
+    pipeline.install()
     return type(base)("DatabaseWrapper", (DatabaseWrapper, base), namespace)

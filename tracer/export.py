@@ -1,0 +1,364 @@
+"""A statement's six stages, and traces as JSON (``"format": "tracer-trace/1"``).
+
+Everything here runs when someone looks (a page, an export), never while recording:
+code objects are resolved to files and lines, lineages rendered as code, params
+made JSON-safe. The format is documented in docs/trace-format.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracer import stacks
+from tracer.trace import Call, Compile, Event, Manager, Operation, Statement, Trace
+
+FORMAT = "tracer-trace/1"
+STAGES = ("model", "manager", "queryset", "query", "compiler", "backend")
+
+_REPR_LIMIT = 200
+
+
+def _ms(ns: int | None) -> float | None:
+    return None if ns is None else round(ns / 1e6, 6)
+
+
+def _path(cls: Any) -> str | None:
+    return None if cls is None else f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _label(model: Any) -> str | None:
+    return None if model is None else model._meta.label
+
+
+def value(obj: Any) -> Any:
+    """A JSON-safe form of a param or argument: JSON scalars as they are, lists and
+    tuples as lists, anything else as ``{"type": ..., "repr": ...}``."""
+    if obj is None or isinstance(obj, (bool, int, float, str)):
+        return obj
+    if isinstance(obj, (list, tuple)):
+        return [value(item) for item in obj]
+    if isinstance(obj, dict) and all(isinstance(key, str) for key in obj):
+        return {key: value(item) for key, item in obj.items()}
+    return {"type": _path(type(obj)), "repr": _repr(obj)}
+
+
+def _repr(obj: Any) -> str:
+    try:
+        text = repr(obj)
+    except Exception as exc:
+        text = f"<unrepresentable {type(obj).__name__}: {exc}>"
+    return text if len(text) <= _REPR_LIMIT else text[: _REPR_LIMIT - 3] + "..."
+
+
+def _frame(frame: stacks.Frame | None) -> dict[str, Any] | None:
+    if frame is None:
+        return None
+    return {
+        "file": frame.filename,
+        "line": frame.lineno,
+        "function": frame.function,
+        "source": frame.source,
+    }
+
+
+def _stack(stack: Any) -> list[dict[str, Any]]:
+    return [_frame(frame) for frame in stacks.resolve(stack)]  # type: ignore[misc]
+
+
+def _template(template: tuple[str, int] | None) -> dict[str, Any] | None:
+    return None if template is None else {"name": template[0], "line": template[1]}
+
+
+# Lineage as code ---------------------------------------------------------------------
+
+
+def _calls(lineage: Call | Manager | None) -> tuple[Manager | None, list[Call]]:
+    calls: list[Call] = []
+    node: Any = lineage
+    while isinstance(node, Call):
+        calls.append(node)
+        node = node.parent
+    calls.reverse()
+    return (node if isinstance(node, Manager) else None), calls
+
+
+def _root(manager: Manager | None, operation: Operation) -> str:
+    if manager is None:
+        model = getattr(operation.model, "__name__", "?")
+        queryset = getattr(operation.queryset_class, "__name__", "QuerySet")
+        return f"{queryset}({model})"
+    if manager.related is not None:
+        label, accessor, _pk = manager.related
+        return f"{label.rsplit('.', 1)[-1].lower()}.{accessor}"
+    return f"{getattr(manager.model, '__name__', '?')}.{manager.name}"
+
+
+_OPERATORS = {"__and__": "&", "__or__": "|", "__xor__": "^"}
+
+
+def call_code(call: Call) -> str:
+    """One call as code: ``.filter(price__lt=10)``, ``[:50]``, `` | <QuerySet>``."""
+    if call.name == "__getitem__":
+        key = call.args[0]
+        if isinstance(key, slice):
+            start = "" if key.start is None else repr(key.start)
+            stop = "" if key.stop is None else repr(key.stop)
+            step = "" if key.step is None else f":{key.step!r}"
+            return f"[{start}:{stop}{step}]"
+        return f"[{key!r}]"
+    if call.name in _OPERATORS:
+        other = call.args[0] if call.args else None
+        return f" {_OPERATORS[call.name]} <{type(other).__name__}>"
+    parts = [_repr(arg) for arg in call.args]
+    parts += [f"{key}={_repr(item)}" for key, item in (call.kwargs or {}).items()]
+    return f".{call.name}({', '.join(parts)})"
+
+
+def lineage_code(operation: Operation) -> str:
+    """The QuerySet as code, e.g. ``Book.objects.filter(price__lt=10)[:50]``, with
+    the triggering call if it has one (``.get(pk=1)``)."""
+    manager, calls = _calls(operation.lineage)
+    code = _root(manager, operation) + "".join(call_code(call) for call in calls)
+    if operation.call is not None:
+        code += call_code(operation.call)
+    return code
+
+
+# Stages ------------------------------------------------------------------------------
+
+
+def stages(statement: Statement) -> dict[str, dict[str, Any] | None]:
+    """The six stages of a statement; None marks a stage it did not go through."""
+    operation = statement.operation
+    compile = statement.compile
+    # The statement is the SQL of its operation's QuerySet when a compiler made it
+    # from that QuerySet's model, or when the QuerySet is raw.
+    raw_queryset = (
+        operation is not None
+        and operation.queryset_class is not None
+        and compile is None
+        and statement.kind == "execute"
+        and operation.queryset_class.__name__ == "RawQuerySet"
+    )
+    own = operation is not None and (
+        raw_queryset or (compile is not None and compile.model is operation.model)
+    )
+    model = compile.model if compile is not None else (operation.model if raw_queryset else None)  # type: ignore[union-attr]
+    return {
+        "model": _model_stage(model),
+        "manager": _manager_stage(operation) if own else None,
+        "queryset": _queryset_stage(operation) if own else None,  # type: ignore[arg-type]
+        "query": _query_stage(compile, statement if raw_queryset else None),
+        "compiler": _compiler_stage(compile),
+        "backend": _backend_stage(statement, compile),
+    }
+
+
+def _model_stage(model: Any) -> dict[str, Any] | None:
+    if model is None:
+        return None
+    return {"label": model._meta.label, "table": model._meta.db_table}
+
+
+def _manager_stage(operation: Operation | None) -> dict[str, Any] | None:
+    manager, _ = _calls(operation.lineage if operation else None)
+    if manager is None:
+        return None
+    related = None
+    if manager.related is not None:
+        label, accessor, pk = manager.related
+        related = {"instance": label, "accessor": accessor, "pk": value(pk)}
+    return {"name": manager.name, "class": _path(manager.manager_class), "related": related}
+
+
+def _queryset_stage(operation: Operation) -> dict[str, Any] | None:
+    if operation.queryset_class is None:
+        return None
+    _, calls = _calls(operation.lineage)
+    location = stacks.location(operation.stack)
+    return {
+        "class": _path(operation.queryset_class),
+        "code": lineage_code(operation),
+        "calls": [
+            {
+                "code": call_code(call),
+                "location": _frame(stacks._frame(call.code, call.lasti)) if call.code else None,
+                "duration_ms": _ms(call.duration_ns),
+            }
+            for call in calls
+        ],
+        "build_ms": _ms(sum(call.duration_ns for call in calls)),
+        "trigger": operation.trigger,
+        "trigger_location": _frame(location),
+        "prefetch_lookups": [
+            lookup
+            if isinstance(lookup, str)
+            else getattr(lookup, "prefetch_through", _repr(lookup))
+            for lookup in operation.prefetch
+        ],
+    }
+
+
+def _query_stage(compile: Compile | None, raw: Statement | None) -> dict[str, Any] | None:
+    if compile is not None:
+        return {"class": compile.query_class.__name__, "state": compile.query}
+    if raw is not None:
+        return {"class": "RawQuery", "state": {"class": "RawQuery", "sql": raw.sql}}
+    return None
+
+
+def _compiler_stage(compile: Compile | None) -> dict[str, Any] | None:
+    if compile is None:
+        return None
+    produced = compile.sql
+    if isinstance(produced, tuple):
+        sql: Any = produced[0]
+        params: Any = value(produced[1])
+    elif isinstance(produced, list):
+        sql = [item[0] for item in produced]
+        params = [value(item[1]) for item in produced]
+    else:
+        sql, params = None, None
+    return {
+        "class": _path(compile.compiler_class),
+        "sql": sql,
+        "params": params,
+        "compile_ms": _ms(compile.compile_ns),
+        "result_type": compile.result_type,
+    }
+
+
+def _backend_stage(statement: Statement, compile: Compile | None) -> dict[str, Any]:
+    return {
+        "alias": statement.alias,
+        "vendor": statement.vendor,
+        "execute_ms": _ms(statement.duration_ns),
+        "fetch_ms": _ms(statement.fetch_ns),
+        "fetch_calls": statement.fetch_calls,
+        "rows_fetched": statement.rows_fetched,
+        "rowcount": statement.rowcount,
+        "convert_ms": _ms(compile.convert_ns) if compile is not None else None,
+        "hydrate_ms": _ms(compile.hydrate_ns) if compile is not None else None,
+        "iterable": _path(compile.iterable_class) if compile is not None else None,
+        "error": _error(statement.error),
+        "in_atomic_block": statement.in_atomic_block,
+    }
+
+
+def _error(error: tuple[str, str] | None) -> dict[str, str] | None:
+    return None if error is None else {"type": error[0], "message": error[1]}
+
+
+# Traces ------------------------------------------------------------------------------
+
+
+def to_dict(trace: Trace) -> dict[str, Any]:
+    """The trace as JSON-safe data in the ``tracer-trace/1`` format."""
+    if trace._exported is not None:
+        return trace._exported
+    origin = trace.start_ns
+    operations = trace.operations
+    index = {id(operation): position for position, operation in enumerate(operations)}
+    return {
+        "format": FORMAT,
+        "id": trace.id,
+        "label": trace.label,
+        "started_at": trace.started_at,
+        "duration_ms": _ms(trace.duration_ns),
+        "db_ms": _ms(trace.db_ns),
+        "request": trace.request,
+        "dropped": dict(trace.dropped),
+        "operations": [_operation_dict(operation, index, origin) for operation in operations],
+        "events": [_event_dict(event, origin) for event in trace.events],
+        "statements": [
+            _statement_dict(statement, position, index, origin)
+            for position, statement in enumerate(trace.statements)
+        ],
+    }
+
+
+def _operation_dict(operation: Operation, index: dict[int, int], origin: int) -> dict[str, Any]:
+    parent = operation.parent
+    return {
+        "index": index[id(operation)],
+        "parent": index.get(id(parent)) if parent is not None else None,
+        "trigger": operation.trigger,
+        "detail": operation.detail,
+        "model": _label(operation.model),
+        "queryset": _path(operation.queryset_class),
+        "code": lineage_code(operation) if operation.queryset_class is not None else None,
+        "location": _frame(stacks.location(operation.stack)),
+        "stack": _stack(operation.stack),
+        "template": _template(operation.template),
+        "start_ms": _ms(operation.start_ns - origin),
+        "duration_ms": _ms(operation.duration_ns),
+        "error": _error(operation.error),
+    }
+
+
+def _event_dict(event: Event, origin: int) -> dict[str, Any]:
+    return {
+        "alias": event.alias,
+        "vendor": event.vendor,
+        "kind": event.kind,
+        "start_ms": _ms(event.start_ns - origin),
+        "duration_ms": _ms(event.duration_ns),
+        "error": _error(event.error),
+    }
+
+
+def _statement_dict(
+    statement: Statement, position: int, index: dict[int, int], origin: int
+) -> dict[str, Any]:
+    operation = statement.operation
+    stack = statement.stack if operation is None else operation.stack
+    template = statement.template if operation is None else operation.template
+    return {
+        "index": position,
+        "operation": index.get(id(operation)) if operation is not None else None,
+        "alias": statement.alias,
+        "vendor": statement.vendor,
+        "kind": statement.kind,
+        "sql": statement.sql if isinstance(statement.sql, str) else _repr(statement.sql),
+        "params": value(statement.params),
+        "start_ms": _ms(statement.start_ns - origin) if statement.start_ns else None,
+        "location": _frame(stacks.location(stack)),
+        "stack": _stack(stack),
+        "template": _template(template),
+        "stages": stages(statement),
+    }
+
+
+def from_dict(data: dict[str, Any]) -> Trace:
+    """A trace loaded from ``to_dict()`` output. It carries the exported data (its
+    ``to_dict()`` returns it unchanged) and plain statements for listing."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        found = data.get("format") if isinstance(data, dict) else type(data).__name__
+        raise ValueError(f"Not a {FORMAT} trace (format: {found!r}).")
+    trace = Trace(data.get("label", ""))
+    trace._id = data["id"]
+    trace.started_at = data["started_at"]
+    trace.end_ns = trace.start_ns + round((data.get("duration_ms") or 0) * 1e6)
+    trace.request = data.get("request")
+    trace.dropped = dict(data.get("dropped") or {})
+    for item in data["statements"]:
+        backend = item["stages"]["backend"]
+        statement = Statement(
+            item["alias"],
+            item["vendor"],
+            item["kind"],
+            item["sql"],
+            item["params"],
+            backend["in_atomic_block"],
+        )
+        if backend["execute_ms"] is not None:
+            statement.duration_ns = round(backend["execute_ms"] * 1e6)
+        statement.fetch_ns = round((backend["fetch_ms"] or 0) * 1e6)
+        statement.fetch_calls = backend["fetch_calls"]
+        statement.rows_fetched = backend["rows_fetched"]
+        statement.rowcount = backend["rowcount"]
+        if backend["error"] is not None:
+            statement.error = (backend["error"]["type"], backend["error"]["message"])
+        trace.statements.append(statement)
+    trace._exported = data
+    return trace

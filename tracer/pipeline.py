@@ -1,0 +1,632 @@
+"""The Model -> Manager -> QuerySet stages: class-level instrumentation of Django's
+``QuerySet``, ``BaseManager``, ``Model``, related-object descriptors and prefetching.
+
+Installed once (when the first traced connection class is built). Each wrapper
+first asks the recorder whether anything records; when nothing does, that one check
+is the whole cost. When something records:
+
+- chained QuerySet calls (``filter``, ``select_related``, ``[:50]`` ...) made by code
+  outside the ORM add a ``Call`` to the QuerySet's lineage (an attribute on the
+  clone that pickling and deep copies drop);
+- ``get_queryset()`` roots the lineage at the ``Manager`` it came from;
+- evaluation triggers (iteration, ``len``, ``count``, ``get``, ``save``, a lazy
+  related access, a prefetch ...) start an ``Operation`` that the statements run
+  inside it belong to. Triggers the ORM fires inside an operation (``get()`` calling
+  ``len()``) are part of it; those from other code (a ``save()`` override running
+  a query, a prefetch) nest under it.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from time import perf_counter_ns
+from types import CodeType
+from typing import Any
+
+from django.db.models import Model
+from django.db.models.fields.related_descriptors import (
+    ForwardManyToOneDescriptor,
+    ReverseOneToOneDescriptor,
+)
+from django.db.models.manager import BaseManager
+from django.db.models.query import QuerySet, RawQuerySet
+from django.db.models.query_utils import DeferredAttribute
+
+from tracer import recorder, stacks
+from tracer.trace import Call, Manager, Operation, Trace, describe_error
+
+#: The attribute a QuerySet's lineage rides on.
+LINEAGE = "_tracer_lineage"
+
+#: QuerySet methods that return a new QuerySet: calls of them make up a lineage.
+CHAIN_METHODS = (
+    "all",
+    "filter",
+    "exclude",
+    "complex_filter",
+    "select_related",
+    "prefetch_related",
+    "annotate",
+    "alias",
+    "order_by",
+    "distinct",
+    "extra",
+    "reverse",
+    "defer",
+    "only",
+    "using",
+    "select_for_update",
+    "values",
+    "values_list",
+    "dates",
+    "datetimes",
+    "none",
+    "union",
+    "intersection",
+    "difference",
+    "raw",
+    "__and__",
+    "__or__",
+    "__xor__",
+)
+
+#: QuerySet methods that run SQL, and the trigger name each records.
+TRIGGERS = {
+    "__iter__": "iteration",
+    "__len__": "len",
+    "__bool__": "bool",
+    "count": "count",
+    "exists": "exists",
+    "contains": "contains",
+    "get": "get",
+    "first": "first",
+    "last": "last",
+    "earliest": "earliest",
+    "latest": "latest",
+    "aggregate": "aggregate",
+    "update": "update",
+    "delete": "delete",
+    "bulk_create": "bulk_create",
+    "bulk_update": "bulk_update",
+    "get_or_create": "get_or_create",
+    "update_or_create": "update_or_create",
+    "create": "create",
+    "in_bulk": "in_bulk",
+    "iterator": "iterator",
+    "explain": "explain",
+}
+# Triggers that are no-ops once the QuerySet's results are cached.
+_CACHED_NOOP = frozenset(("__iter__", "__len__", "__bool__"))
+
+RAW_TRIGGERS = {
+    "__iter__": "iteration",
+    "__len__": "len",
+    "__bool__": "bool",
+    "iterator": "iterator",
+}
+
+MODEL_TRIGGERS = {"save": "save", "delete": "delete", "refresh_from_db": "refresh_from_db"}
+
+#: Triggers whose internal QuerySets are the ORM's own, not a lineage the user built.
+_OWN_QUERYSETS = frozenset(("save", "delete", "refresh_from_db", "deferred"))
+
+_ORM_DIR = os.path.join(
+    os.path.dirname(os.path.dirname(sys.modules[QuerySet.__module__].__file__ or "")), ""
+)
+_TRACER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
+_internal_code: dict[CodeType, bool] = {}
+
+_installed = False
+_install_lock = threading.Lock()
+
+
+def is_orm_internal(code: CodeType) -> bool:
+    """Whether a frame belongs to Django's ORM (django/db/) or the tracer."""
+    try:
+        return _internal_code[code]
+    except KeyError:
+        filename = os.path.abspath(code.co_filename)
+        internal = filename.startswith(_ORM_DIR) or filename.startswith(_TRACER_DIR)
+        _internal_code[code] = internal
+        return internal
+
+
+# Manager proxy methods (Book.objects.filter -> QuerySet.filter) share one code
+# object; a call coming through one is the user's call one frame further out.
+_MANAGER_METHOD: CodeType | None = None
+
+
+def _manager_method_code() -> CodeType | None:
+    from django.db.models.manager import Manager as DjangoManager
+
+    method = getattr(DjangoManager, "filter", None)
+    return getattr(method, "__code__", None)
+
+
+def _caller(depth: int) -> Any:
+    """The frame that called the wrapper ``depth`` frames up, past manager proxies."""
+    frame: Any = sys._getframe(depth + 1)
+    if frame.f_code is _MANAGER_METHOD:
+        frame = frame.f_back
+    return frame
+
+
+# Lineage ---------------------------------------------------------------------------
+
+
+def _chain(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if recorder.active_trace() is None:
+            return original(self, *args, **kwargs)
+        start = perf_counter_ns()
+        result = original(self, *args, **kwargs)
+        elapsed = perf_counter_ns() - start
+        try:
+            _link(self, result, name, args, kwargs, elapsed, _caller(1))
+        except Exception:
+            recorder.note_failure()
+        return result
+
+    return wrapper
+
+
+def _link(
+    source: Any,
+    result: Any,
+    name: str,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    elapsed: int,
+    frame: Any,
+) -> None:
+    if result is source or not isinstance(result, (QuerySet, RawQuerySet)):
+        return
+    parent = source.__dict__.get(LINEAGE)
+    if is_orm_internal(frame.f_code):
+        # The ORM building on a QuerySet (get() filtering, a related manager
+        # applying its filter): same lineage, no call of the user's.
+        if parent is not None:
+            result.__dict__[LINEAGE] = parent
+        return
+    result.__dict__[LINEAGE] = Call(
+        parent, name, args, kwargs or None, frame.f_code, frame.f_lasti, elapsed
+    )
+
+
+def _getitem(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def __getitem__(self: Any, k: Any) -> Any:
+        trace = recorder.active_trace()
+        if trace is None:
+            return original(self, k)
+        if isinstance(k, slice):
+            start = perf_counter_ns()
+            result = original(self, k)
+            elapsed = perf_counter_ns() - start
+            try:
+                _link(self, result, "__getitem__", (k,), {}, elapsed, _caller(1))
+            except Exception:
+                recorder.note_failure()
+            return result
+        if self._result_cache is not None:
+            return original(self, k)
+        return _run(trace, "index", "__getitem__", original, self, (k,), {}, self)
+
+    return __getitem__
+
+
+def _get_queryset(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def get_queryset(self: Any) -> Any:
+        queryset = original(self)
+        if recorder.active_trace() is not None:
+            try:
+                if LINEAGE not in queryset.__dict__:
+                    queryset.__dict__[LINEAGE] = _manager(self)
+            except Exception:
+                recorder.note_failure()
+        return queryset
+
+    return get_queryset
+
+
+def _manager(manager: Any) -> Manager:
+    instance = manager.__dict__.get("instance")
+    related = None
+    name = manager.name
+    if instance is not None:
+        accessor = getattr(manager, "prefetch_cache_name", None)
+        if accessor is None:
+            field = getattr(manager, "field", None)
+            accessor = field.remote_field.get_accessor_name() if field is not None else None
+        name = accessor
+        related = (instance._meta.label, accessor, instance.pk)
+    return Manager(name, type(manager), manager.model, related)
+
+
+# Operations --------------------------------------------------------------------------
+
+
+def _trigger(trigger: str, method: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    cached_noop = method in _CACHED_NOOP
+
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        trace = recorder.active_trace()
+        if trace is None or (cached_noop and self._result_cache is not None):
+            return original(self, *args, **kwargs)
+        return _run(trace, trigger, method, original, self, args, kwargs, self)
+
+    return wrapper
+
+
+def _model_trigger(trigger: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        trace = recorder.active_trace()
+        if trace is None:
+            return original(self, *args, **kwargs)
+        name = trigger
+        if trigger == "refresh_from_db" and sys._getframe(1).f_code is _DEFERRED_GET:
+            name = "deferred"
+        return _run(trace, name, trigger, original, self, args, kwargs, None)
+
+    return wrapper
+
+
+def _run(
+    trace: Trace,
+    trigger: str,
+    method: str,
+    original: Callable[..., Any],
+    target: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    queryset: Any,
+) -> Any:
+    """Call ``original`` inside a new operation, or inside the running one when the
+    ORM itself fires this trigger as part of it."""
+    frame: Any = sys._getframe(2)
+    if frame.f_code is _MANAGER_METHOD:
+        frame = frame.f_back
+    parent = recorder._operation.get()
+    if parent is not None and is_orm_internal(frame.f_code):
+        if queryset is not None and parent.queryset_class is None:
+            if parent.trigger not in _OWN_QUERYSETS:
+                _describe_queryset(parent, queryset)
+        return original(target, *args, **kwargs)
+    try:
+        operation = _start(trace, trigger, parent, frame)
+        if queryset is not None:
+            _describe_queryset(operation, queryset)
+        else:
+            operation.model = type(target)
+        if args or kwargs:
+            operation.call = Call(None, method, args, kwargs or None, None, 0, 0)
+    except Exception:
+        recorder.note_failure()
+        return original(target, *args, **kwargs)
+    return _inside(operation, original, target, args, kwargs)
+
+
+def _inside(
+    operation: Operation,
+    original: Callable[..., Any],
+    target: Any,
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+) -> Any:
+    token = recorder._operation.set(operation)
+    try:
+        return original(target, *args, **kwargs)
+    except BaseException as exc:
+        operation.error = describe_error(exc)
+        raise
+    finally:
+        operation.end_ns = perf_counter_ns()
+        recorder._operation.reset(token)
+
+
+def _start(trace: Trace, trigger: str, parent: Operation | None, frame: Any) -> Operation:
+    operation = Operation(-1, trigger, None, parent, perf_counter_ns())
+    origin = recorder._origin.get()
+    if origin is not None and parent is None:
+        # An async call: the awaiting code's location, captured before the hop to
+        # a worker thread, and the async method's name.
+        operation.trigger = origin[0]
+        operation.stack, operation.template = origin[1], origin[2]
+    elif recorder.capture_allowed(trace):
+        stack, operation.template = stacks.capture(frame)
+        if stack is None and parent is not None:
+            stack, operation.template = parent.stack, parent.template
+        operation.stack = recorder.intern_stack(trace, stack)
+    return operation
+
+
+def _describe_queryset(operation: Operation, queryset: Any) -> None:
+    operation.model = queryset.model
+    operation.queryset_class = type(queryset)
+    operation.lineage = queryset.__dict__.get(LINEAGE)
+    operation.prefetch = getattr(queryset, "_prefetch_related_lookups", ())
+
+
+def _related_get_object(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def get_object(self: Any, instance: Any) -> Any:
+        trace = recorder.active_trace()
+        if trace is None:
+            return original(self, instance)
+        parent = recorder._operation.get()
+        if (
+            parent is not None
+            and parent.trigger == "related"
+            and parent.model is (self.field.remote_field.model)
+        ):
+            return original(self, instance)  # ForwardOneToOneDescriptor calling super()
+        return _related(trace, parent, self.field, original, (self, instance))
+
+    return get_object
+
+
+def _reverse_one_to_one_get(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
+        if instance is None:
+            return original(self, instance, cls)
+        trace = recorder.active_trace()
+        if trace is None or self.related.is_cached(instance):
+            return original(self, instance, cls)
+        return _related(
+            trace, recorder._operation.get(), self.related, original, (self, instance, cls)
+        )
+
+    return __get__
+
+
+def _related(
+    trace: Trace, parent: Operation | None, field: Any, original: Any, args: tuple[Any, ...]
+) -> Any:
+    try:
+        operation = _start(trace, "related", parent, sys._getframe(3))
+        operation.model = field.related_model
+        operation.detail = f"{field.model.__name__}.{field.name}"
+    except Exception:
+        recorder.note_failure()
+        return original(*args)
+    token = recorder._operation.set(operation)
+    try:
+        return original(*args)
+    except BaseException as exc:
+        operation.error = describe_error(exc)
+        raise
+    finally:
+        operation.end_ns = perf_counter_ns()
+        recorder._operation.reset(token)
+
+
+def _prefetch_one_level(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def prefetch_one_level(instances: Any, prefetcher: Any, lookup: Any, level: int) -> Any:
+        trace = recorder.active_trace()
+        if trace is None:
+            return original(instances, prefetcher, lookup, level)
+        parent = recorder._operation.get()
+        try:
+            operation = _start(trace, "prefetch", parent, sys._getframe(1))
+            operation.detail = lookup.prefetch_through
+        except Exception:
+            recorder.note_failure()
+            return original(instances, prefetcher, lookup, level)
+        token = recorder._operation.set(operation)
+        try:
+            return original(instances, prefetcher, lookup, level)
+        except BaseException as exc:
+            operation.error = describe_error(exc)
+            raise
+        finally:
+            operation.end_ns = perf_counter_ns()
+            recorder._operation.reset(token)
+
+    return prefetch_one_level
+
+
+# Async -------------------------------------------------------------------------------
+
+
+def _async(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+        trace = recorder.active_trace()
+        if trace is None or recorder._origin.get() is not None:
+            return await original(self, *args, **kwargs)
+        token = recorder._origin.set(_origin(trace, name, sys._getframe(1)))
+        try:
+            return await original(self, *args, **kwargs)
+        finally:
+            recorder._origin.reset(token)
+
+    return wrapper
+
+
+def _origin(trace: Trace, name: str, frame: Any) -> tuple[str, Any, Any]:
+    stack, template = (None, None)
+    if recorder.capture_allowed(trace):
+        stack, template = stacks.capture(frame)
+    return name, recorder.intern_stack(trace, stack), template
+
+
+def _aiter(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def __aiter__(self: Any) -> Any:
+        trace = recorder.active_trace()
+        if trace is None:
+            return original(self)
+        return _with_origin(original(self), _origin(trace, "async for", sys._getframe(1)))
+
+    return __aiter__
+
+
+def _aiterator(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    async def aiterator(self: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+        trace = recorder.active_trace()
+        inner = original(self, *args, **kwargs)
+        if trace is None:
+            async for item in inner:
+                yield item
+            return
+        async for item in _with_origin(inner, _origin(trace, "aiterator", sys._getframe(1))):
+            yield item
+
+    return aiterator
+
+
+async def _with_origin(inner: Any, origin: tuple[str, Any, Any]) -> AsyncIterator[Any]:
+    try:
+        while True:
+            # Set around each step only: between steps the caller's code runs.
+            token = recorder._origin.set(origin)
+            try:
+                item = await inner.__anext__()
+            except StopAsyncIteration:
+                return
+            finally:
+                recorder._origin.reset(token)
+            yield item
+    finally:
+        await inner.aclose()
+
+
+# Hydration ---------------------------------------------------------------------------
+#
+# The iterables (ModelIterable, ValuesIterable, ...) run execute_sql() and build
+# results from rows. Time spent in them after execute_sql() returned, net of
+# fetching and converting, is hydration. Inside QuerySet._fetch_all() list() drains
+# the iterable in one go, so one span is timed; elsewhere (iterator()) the caller's
+# code runs between rows, so each step is.
+
+
+def _iterable_iter(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def __iter__(self: Any) -> Any:
+        trace = recorder.active_trace()
+        if trace is None:
+            return original(self)
+        if sys._getframe(1).f_code is _FETCH_ALL:
+            return _hydrating_whole(original(self), trace, type(self))
+        return _hydrating_steps(original(self), trace, type(self))
+
+    return __iter__
+
+
+def _hydrating_whole(rows: Any, trace: Trace, iterable_class: type) -> Any:
+    first = len(trace.statements)
+    start = perf_counter_ns()
+    try:
+        yield from rows
+    finally:
+        _hydrated(trace, first, iterable_class, start, perf_counter_ns() - start)
+
+
+def _hydrating_steps(rows: Any, trace: Trace, iterable_class: type) -> Any:
+    first = len(trace.statements)
+    begin = 0
+    busy = 0
+    try:
+        while True:
+            start = perf_counter_ns()
+            if not begin:
+                begin = start
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            finally:
+                busy += perf_counter_ns() - start
+            yield row
+    finally:
+        if begin:
+            _hydrated(trace, first, iterable_class, begin, busy)
+
+
+def _hydrated(trace: Trace, first: int, iterable_class: type, begin: int, busy: int) -> None:
+    try:
+        for statement in trace.statements[first:]:
+            compile = statement.compile
+            if compile is not None and compile.executed_ns >= begin:
+                break
+        else:
+            return
+        compile.iterable_class = iterable_class
+        statement = compile.statement or statement
+        after = busy - (compile.executed_ns - begin) - (compile.convert_ns or 0)
+        after -= statement.fetch_ns - compile.fetched_ns
+        compile.hydrate_ns = max(after, 0)
+    except Exception:
+        recorder.note_failure()
+
+
+# Installation ------------------------------------------------------------------------
+
+_DEFERRED_GET = DeferredAttribute.__get__.__code__
+_FETCH_ALL = QuerySet._fetch_all.__code__
+
+
+def install() -> None:
+    """Instrument the ORM's classes (once per process; later calls do nothing)."""
+    global _installed, _MANAGER_METHOD
+    if _installed:
+        return
+    with _install_lock:
+        if _installed:
+            return
+        _MANAGER_METHOD = _manager_method_code()
+        for name in CHAIN_METHODS:
+            _patch(QuerySet, name, _chain(name, QuerySet.__dict__[name]))
+        _patch(QuerySet, "__getitem__", _getitem(QuerySet.__dict__["__getitem__"]))
+        for name, trigger in TRIGGERS.items():
+            _patch(QuerySet, name, _trigger(trigger, name, QuerySet.__dict__[name]))
+        for name, trigger in RAW_TRIGGERS.items():
+            _patch(RawQuerySet, name, _trigger(trigger, name, RawQuerySet.__dict__[name]))
+        for name in list(QuerySet.__dict__):
+            if name.startswith("a") and name[1:] in TRIGGERS and name != "aiterator":
+                _patch(QuerySet, name, _async(name, QuerySet.__dict__[name]))
+        _patch(QuerySet, "__aiter__", _aiter(QuerySet.__dict__["__aiter__"]))
+        _patch(RawQuerySet, "__aiter__", _aiter(RawQuerySet.__dict__["__aiter__"]))
+        _patch(QuerySet, "aiterator", _aiterator(QuerySet.__dict__["aiterator"]))
+        _patch(BaseManager, "get_queryset", _get_queryset(BaseManager.__dict__["get_queryset"]))
+        for name, trigger in MODEL_TRIGGERS.items():
+            _patch(Model, name, _model_trigger(trigger, Model.__dict__[name]))
+            _patch(Model, "a" + name, _async("a" + name, Model.__dict__["a" + name]))
+        _patch(
+            ForwardManyToOneDescriptor,
+            "get_object",
+            _related_get_object(ForwardManyToOneDescriptor.__dict__["get_object"]),
+        )
+        _patch(
+            ReverseOneToOneDescriptor,
+            "__get__",
+            _reverse_one_to_one_get(ReverseOneToOneDescriptor.__dict__["__get__"]),
+        )
+        from django.db.models import query
+
+        for iterable in (
+            query.ModelIterable,
+            query.ValuesIterable,
+            query.ValuesListIterable,
+            query.NamedValuesListIterable,
+            query.FlatValuesListIterable,
+        ):
+            _patch(iterable, "__iter__", _iterable_iter(iterable.__dict__["__iter__"]))
+        query.prefetch_one_level = _prefetch_one_level(query.prefetch_one_level)
+        _installed = True
+
+
+def _patch(owner: type, name: str, wrapper: Callable[..., Any]) -> None:
+    wrapper.__tracer_original__ = getattr(wrapper, "__wrapped__", None)  # type: ignore[attr-defined]
+    setattr(owner, name, wrapper)
