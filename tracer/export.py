@@ -10,7 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 from tracer import stacks
-from tracer.trace import Call, Compile, Event, Manager, Operation, Statement, Trace
+from tracer.trace import (
+    SAME_AS_STATEMENT,
+    Call,
+    Compile,
+    Event,
+    Manager,
+    Operation,
+    Statement,
+    Trace,
+)
 
 FORMAT = "tracer-trace/1"
 STAGES = ("model", "manager", "queryset", "query", "compiler", "backend")
@@ -110,7 +119,8 @@ def call_code(call: Call) -> str:
         other = call.args[0] if call.args else None
         return f" {_OPERATORS[call.name]} <{type(other).__name__}>"
     parts = [_repr(arg) for arg in call.args]
-    parts += [f"{key}={_repr(item)}" for key, item in (call.kwargs or {}).items()]
+    kwargs = call.kwargs or ()
+    parts += [f"{kwargs[i]}={_repr(kwargs[i + 1])}" for i in range(0, len(kwargs), 2)]
     return f".{call.name}({', '.join(parts)})"
 
 
@@ -119,9 +129,15 @@ def lineage_code(operation: Operation) -> str:
     the triggering call if it has one (``.get(pk=1)``)."""
     manager, calls = _calls(operation.lineage)
     code = _root(manager, operation) + "".join(call_code(call) for call in calls)
-    if operation.call is not None:
-        code += call_code(operation.call)
+    if operation.args is not None or operation.kwargs is not None:
+        method = _METHODS.get(operation.trigger, operation.trigger)
+        call = Call(None, method, operation.args or (), operation.kwargs, None, 0, 0)
+        code += call_code(call)
     return code
+
+
+# Trigger names that are not the method's own name.
+_METHODS = {"index": "__getitem__"}
 
 
 # Stages ------------------------------------------------------------------------------
@@ -203,14 +219,31 @@ def _query_stage(compile: Compile | None, raw: Statement | None) -> dict[str, An
     if compile is not None:
         return {"class": compile.query_class.__name__, "state": compile.query}
     if raw is not None:
-        return {"class": "RawQuery", "state": {"class": "RawQuery", "sql": raw.sql}}
+        return {"class": "RawQuery", "state": _raw_state(raw)}
     return None
+
+
+def _raw_state(statement: Statement) -> dict[str, Any]:
+    """The querystate of a RawQuerySet's statement (no compiler described it): the
+    same keys as ``querystate.describe()`` gives for a ``RawQuery``."""
+    from django.db.models.sql.query import RawQuery
+
+    from tracer.querystate import describe
+
+    params = statement.params
+    known = params is None or isinstance(params, (list, tuple, dict))
+    state = describe(RawQuery(statement.sql, statement.alias, params if known else None))
+    if not known:  # dropped past SOFT_CAP: their number is unknown
+        state["params"] = None
+    return state
 
 
 def _compiler_stage(compile: Compile | None) -> dict[str, Any] | None:
     if compile is None:
         return None
     produced = compile.sql
+    if produced == SAME_AS_STATEMENT and compile.statement is not None:
+        produced = (compile.statement.sql, compile.statement.params)
     if isinstance(produced, tuple):
         sql: Any = produced[0]
         params: Any = value(produced[1])
@@ -331,34 +364,76 @@ def _statement_dict(
 
 def from_dict(data: dict[str, Any]) -> Trace:
     """A trace loaded from ``to_dict()`` output. It carries the exported data (its
-    ``to_dict()`` returns it unchanged) and plain statements for listing."""
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        found = data.get("format") if isinstance(data, dict) else type(data).__name__
-        raise ValueError(f"Not a {FORMAT} trace (format: {found!r}).")
+    ``to_dict()`` returns it unchanged) and plain statements for listing.
+
+    Raises ValueError, saying what is wrong and where, on any other data."""
+    if not isinstance(data, dict):
+        raise ValueError(f"Not a {FORMAT} trace: expected a dict, got {type(data).__name__}.")
+    if data.get("format") != FORMAT:
+        raise ValueError(f"Not a {FORMAT} trace (format: {data.get('format')!r}).")
+    try:
+        return _load(data)
+    except (_Malformed, KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValueError(f"Malformed {FORMAT} trace: {_problem(exc)}") from exc
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _problem(exc: BaseException) -> str:
+    return str(exc) if isinstance(exc, _Malformed) else f"{type(exc).__name__}: {exc}"
+
+
+def _field(mapping: Any, key: str, where: str, kind: type | tuple[type, ...] = object) -> Any:
+    if not isinstance(mapping, dict):
+        raise _Malformed(f"{where} is a {type(mapping).__name__}, not a dict.")
+    if key not in mapping:
+        raise _Malformed(f"{where} has no {key!r} key.")
+    found = mapping[key]
+    if not isinstance(found, kind):
+        raise _Malformed(f"{where}[{key!r}] is a {type(found).__name__}: {found!r}.")
+    return found
+
+
+def _load(data: dict[str, Any]) -> Trace:
+    number = (int, float)
     trace = Trace(data.get("label", ""))
-    trace._id = data["id"]
-    trace.started_at = data["started_at"]
+    trace._id = _field(data, "id", "the trace", str)
+    trace.started_at = _field(data, "started_at", "the trace", number)
     trace.end_ns = trace.start_ns + round((data.get("duration_ms") or 0) * 1e6)
     trace.request = data.get("request")
     trace.dropped = dict(data.get("dropped") or {})
-    for item in data["statements"]:
-        backend = item["stages"]["backend"]
+    for key in ("operations", "events"):
+        _field(data, key, "the trace", list)
+    for position, item in enumerate(_field(data, "statements", "the trace", list)):
+        where = f"statements[{position}]"
+        stages = _field(item, "stages", where, dict)
+        backend = _field(stages, "backend", f"{where}['stages']", dict)
+        where_backend = f"{where}['stages']['backend']"
         statement = Statement(
-            item["alias"],
-            item["vendor"],
-            item["kind"],
-            item["sql"],
-            item["params"],
-            backend["in_atomic_block"],
+            _field(item, "alias", where, str),
+            _field(item, "vendor", where, str),
+            _field(item, "kind", where, str),
+            _field(item, "sql", where),
+            _field(item, "params", where),
+            _field(backend, "in_atomic_block", where_backend, bool),
         )
-        if backend["execute_ms"] is not None:
-            statement.duration_ns = round(backend["execute_ms"] * 1e6)
-        statement.fetch_ns = round((backend["fetch_ms"] or 0) * 1e6)
-        statement.fetch_calls = backend["fetch_calls"]
-        statement.rows_fetched = backend["rows_fetched"]
-        statement.rowcount = backend["rowcount"]
-        if backend["error"] is not None:
-            statement.error = (backend["error"]["type"], backend["error"]["message"])
+        execute_ms = _field(backend, "execute_ms", where_backend, (*number, type(None)))
+        if execute_ms is not None:
+            statement.duration_ns = round(execute_ms * 1e6)
+        fetch_ms = _field(backend, "fetch_ms", where_backend, (*number, type(None)))
+        statement.fetch_ns = round((fetch_ms or 0) * 1e6)
+        statement.fetch_calls = _field(backend, "fetch_calls", where_backend, int)
+        statement.rows_fetched = _field(backend, "rows_fetched", where_backend, int)
+        statement.rowcount = _field(backend, "rowcount", where_backend, (int, type(None)))
+        error = _field(backend, "error", where_backend, (dict, type(None)))
+        if error is not None:
+            where_error = f"{where_backend}['error']"
+            statement.error = (
+                _field(error, "type", where_error, str),
+                _field(error, "message", where_error, str),
+            )
         trace.statements.append(statement)
     trace._exported = data
     return trace

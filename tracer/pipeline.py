@@ -194,8 +194,12 @@ def _link(
             result.__dict__[LINEAGE] = parent
         return
     result.__dict__[LINEAGE] = Call(
-        parent, name, args, kwargs or None, frame.f_code, frame.f_lasti, elapsed
+        parent, name, args, flat(kwargs) if kwargs else None, frame.f_code, frame.f_lasti, elapsed
     )
+
+
+def flat(kwargs: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple(item for pair in kwargs.items() for item in pair)
 
 
 def _getitem(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -224,10 +228,11 @@ def _get_queryset(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def get_queryset(self: Any) -> Any:
         queryset = original(self)
-        if recorder.active_trace() is not None:
+        trace = recorder.active_trace()
+        if trace is not None:
             try:
                 if LINEAGE not in queryset.__dict__:
-                    queryset.__dict__[LINEAGE] = _manager(self)
+                    queryset.__dict__[LINEAGE] = _manager(trace, self)
             except Exception:
                 recorder.note_failure()
         return queryset
@@ -235,10 +240,18 @@ def _get_queryset(original: Callable[..., Any]) -> Callable[..., Any]:
     return get_queryset
 
 
-def _manager(manager: Any) -> Manager:
+def _manager(trace: Trace, manager: Any) -> Manager:
     instance = manager.__dict__.get("instance")
     related = None
     name = manager.name
+    if instance is None:
+        # A model's own managers are shared by every QuerySet they make: one
+        # record each per trace.
+        key = (type(manager), name, manager.model)
+        known = trace._managers.get(key)
+        if known is None:
+            known = trace._managers[key] = Manager(name, type(manager), manager.model)
+        return known
     if instance is not None:
         accessor = getattr(manager, "prefetch_cache_name", None)
         if accessor is None:
@@ -269,7 +282,9 @@ def _model_trigger(trigger: str, original: Callable[..., Any]) -> Callable[..., 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         trace = recorder.active_trace()
-        if trace is None:
+        # Positional save() args make Django warn about the caller's line
+        # (stacklevel): a wrapper frame in between would take the blame.
+        if trace is None or (args and trigger == "save"):
             return original(self, *args, **kwargs)
         name = trigger
         if trigger == "refresh_from_db" and sys._getframe(1).f_code is _DEFERRED_GET:
@@ -307,7 +322,8 @@ def _run(
         else:
             operation.model = type(target)
         if args or kwargs:
-            operation.call = Call(None, method, args, kwargs or None, None, 0, 0)
+            operation.args = args
+            operation.kwargs = flat(kwargs) if kwargs else None
     except Exception:
         recorder.note_failure()
         return original(target, *args, **kwargs)
@@ -413,7 +429,8 @@ def _prefetch_one_level(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def prefetch_one_level(instances: Any, prefetcher: Any, lookup: Any, level: int) -> Any:
         trace = recorder.active_trace()
-        if trace is None:
+        # Without get_prefetch_querysets() Django warns about its caller's line.
+        if trace is None or not hasattr(prefetcher, "get_prefetch_querysets"):
             return original(instances, prefetcher, lookup, level)
         parent = recorder._operation.get()
         try:
@@ -442,7 +459,7 @@ def _async(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         trace = recorder.active_trace()
-        if trace is None or recorder._origin.get() is not None:
+        if trace is None or recorder._origin.get() is not None or (args and name == "asave"):
             return await original(self, *args, **kwargs)
         token = recorder._origin.set(_origin(trace, name, sys._getframe(1)))
         try:
@@ -558,14 +575,18 @@ def _hydrated(trace: Trace, first: int, iterable_class: type, begin: int, busy: 
     try:
         for statement in trace.statements[first:]:
             compile = statement.compile
-            if compile is not None and compile.executed_ns >= begin:
+            if compile is not None and statement.start_ns >= begin:
                 break
         else:
             return
         compile.iterable_class = iterable_class
         statement = compile.statement or statement
-        after = busy - (compile.executed_ns - begin) - (compile.convert_ns or 0)
-        after -= statement.fetch_ns - compile.fetched_ns
+        if statement.duration_ns is None:
+            return
+        # Everything in the iterable after the statement returned is fetching,
+        # converting or hydrating.
+        executed = statement.start_ns + statement.duration_ns
+        after = busy - (executed - begin) - statement.fetch_ns - (compile.convert_ns or 0)
         compile.hydrate_ns = max(after, 0)
     except Exception:
         recorder.note_failure()

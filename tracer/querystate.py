@@ -574,10 +574,14 @@ class _Describer:
                     # the SQL (a condition on other expressions may be "= %s").
                     rendered = self.expr(lhs, depth + 1)
                     return rendered if rhs else f"NOT {rendered}"
+                try:
+                    rendered_rhs = self.rhs(node, depth + 1)
+                except Exception:
+                    rendered_rhs = _class_name(rhs)
                 return {
                     "lookup": str(node.lookup_name),
                     "lhs": self.expr(lhs, depth + 1),
-                    "rhs": self.rhs(node, depth + 1),
+                    "rhs": rendered_rhs,
                 }
             return self.expr(node, depth)
         except Exception:
@@ -601,6 +605,8 @@ class _Describer:
         if hasattr(value, "resolve_expression") or isinstance(value, Query):
             return self.expr(value, depth)
         if isinstance(value, (list, tuple)):
+            if depth > MAX_DEPTH:
+                return "..."
             return "(" + ", ".join(self.value(item, depth + 1) for item in value) + ")"
         return PLACEHOLDER
 

@@ -19,7 +19,7 @@ from typing import Any
 from django.core.signals import setting_changed
 
 from tracer import stacks
-from tracer.trace import Compile, Operation, Statement, Trace
+from tracer.trace import SAME_AS_STATEMENT, Compile, Operation, Statement, Trace
 
 logger = logging.getLogger("tracer")
 
@@ -103,6 +103,7 @@ def begin_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> 
         _load_config()
     statements = trace.statements
     count = len(statements)
+    given = params
     past_soft_cap = count >= _soft_cap
     if past_soft_cap:
         if count >= _hard_cap:
@@ -116,6 +117,9 @@ def begin_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> 
     compile = statement.compile = _compiling.get()
     if compile is not None:
         compile.statement = statement
+        produced = compile.sql
+        if type(produced) is tuple and produced[0] is sql and produced[1] is given:
+            compile.sql = SAME_AS_STATEMENT
     operation = _operation.get()
     if operation is not None:
         if operation.index < 0:

@@ -15,6 +15,9 @@ from typing import Any
 #: consumes it, so the recorder must not (and cannot) keep it.
 UNRECORDED = "<iterator: not recorded>"
 
+#: Compile.sql of a compile whose statement ran exactly the SQL and params it made.
+SAME_AS_STATEMENT = "<same as the statement>"
+
 #: The alias Django gives the connections it opens without a database
 #: (``_nodb_cursor``: CREATE/DROP DATABASE while setting up test databases).
 NO_DB_ALIAS = "__no_db__"
@@ -132,7 +135,7 @@ class Call:
         parent: Call | Manager | None,
         name: str,
         args: tuple[Any, ...],
-        kwargs: dict[str, Any] | None,
+        kwargs: tuple[Any, ...] | None,
         code: Any,
         lasti: int,
         duration_ns: int,
@@ -140,6 +143,8 @@ class Call:
         self.parent = parent
         self.name = name
         self.args = args
+        #: Keyword arguments flattened, ``(name, value, name, value, ...)``: a third
+        #: of a dict's size.
         self.kwargs = kwargs
         self.code = code
         self.lasti = lasti
@@ -203,7 +208,8 @@ class Operation:
         "model",
         "queryset_class",
         "lineage",
-        "call",
+        "args",
+        "kwargs",
         "prefetch",
         "stack",
         "template",
@@ -231,9 +237,10 @@ class Operation:
         self.queryset_class: type | None = None
         #: The QuerySet's last lineage call (follow ``.parent`` back to its manager).
         self.lineage: Call | Manager | None = None
-        #: The triggering call itself, e.g. ``.get(pk=1)`` (None for implicit
-        #: triggers like iteration).
-        self.call: Call | None = None
+        #: The triggering call's arguments, e.g. ``.get(pk=1)``'s (flattened
+        #: keywords, as in ``Call``); None for implicit triggers like iteration.
+        self.args: tuple[Any, ...] | None = None
+        self.kwargs: tuple[Any, ...] | None = None
         #: The QuerySet's prefetch_related lookups, as given.
         self.prefetch: tuple[Any, ...] = ()
         self.stack: Stack | None = None
@@ -252,6 +259,21 @@ class Operation:
         return f"<Operation {self.index} {self.trigger} {model}>"
 
 
+class Shape:
+    """What all compiles of one SQL text by one compiler class share: the classes,
+    the model and the Query's state in readable form (tracer.querystate)."""
+
+    __slots__ = ("compiler_class", "query_class", "model", "state")
+
+    def __init__(
+        self, compiler_class: type, query_class: type, model: Any, state: Any = None
+    ) -> None:
+        self.compiler_class = compiler_class
+        self.query_class = query_class
+        self.model = model
+        self.state: dict[str, Any] | None = state
+
+
 class Compile:
     """One compiler call: ``SQLCompiler.execute_sql()`` and the ``as_sql()`` in it.
 
@@ -259,10 +281,7 @@ class Compile:
     """
 
     __slots__ = (
-        "compiler_class",
-        "query_class",
-        "model",
-        "query",
+        "shape",
         "result_type",
         "sql",
         "compile_ns",
@@ -270,19 +289,14 @@ class Compile:
         "hydrate_ns",
         "iterable_class",
         "statement",
-        "executed_ns",
-        "fetched_ns",
     )
 
-    def __init__(self, compiler_class: type, query_class: type, model: Any) -> None:
-        self.compiler_class = compiler_class
-        self.query_class = query_class
-        self.model = model
-        #: The Query's state in readable form (tracer.querystate), shared between
-        #: compiles of the same SQL; None until described.
-        self.query: dict[str, Any] | None = None
+    def __init__(self, shape: Shape) -> None:
+        #: Shared with every compile of the same SQL (see Shape).
+        self.shape = shape
         self.result_type: str | None = None
-        #: What as_sql() returned: (sql, params), or a list of them for inserts.
+        #: What as_sql() returned: (sql, params), or a list of them for inserts;
+        #: SAME_AS_STATEMENT when the statement ran exactly that (not kept twice).
         self.sql: Any = None
         self.compile_ns: int | None = None
         #: Time in the backend's row converters (from_db_value, ...), or None if
@@ -294,10 +308,23 @@ class Compile:
         self.iterable_class: type | None = None
         #: The last statement it ran.
         self.statement: Statement | None = None
-        # When execute_sql() returned, and the statement's fetch time by then: what
-        # the iterable spent after that is fetching, converting or hydrating.
-        self.executed_ns = 0
-        self.fetched_ns = 0
+
+    @property
+    def compiler_class(self) -> type:
+        return self.shape.compiler_class
+
+    @property
+    def query_class(self) -> type:
+        return self.shape.query_class
+
+    @property
+    def model(self) -> Any:
+        return self.shape.model
+
+    @property
+    def query(self) -> dict[str, Any] | None:
+        """The Query's state in readable form."""
+        return self.shape.state
 
     def __repr__(self) -> str:
         return f"<Compile {self.compiler_class.__name__}>"
@@ -343,6 +370,7 @@ class Trace:
         self._exported: dict[str, Any] | None = None
         # Interned call sites, so statements from one loop share one stack tuple.
         self._stacks: dict[Stack, Stack] = {}
+        self._managers: dict[tuple[Any, ...], Manager] = {}
 
     @property
     def id(self) -> str:

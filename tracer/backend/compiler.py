@@ -16,14 +16,14 @@ from time import perf_counter_ns
 from typing import Any
 
 from tracer import recorder
-from tracer.trace import Compile
+from tracer.trace import Compile, Shape
 
 # Rows converted per timed batch when all rows are already in memory.
 _BATCH = 100
 
-# (Query class, model, SQL) -> described state; shared by every compile of one SQL.
-_states: dict[tuple[Any, Any, Any], dict[str, Any]] = {}
-_STATES_MAX = 2048
+# (compiler class, Query class, model, SQL) -> Shape; shared by every compile of one SQL.
+_shapes: dict[tuple[Any, ...], Shape] = {}
+_SHAPES_MAX = 2048
 
 
 class TracedCompilerMixin:
@@ -47,7 +47,7 @@ class TracedCompilerMixin:
             return self._tracer_execute_sql(*args, **kwargs)
         try:
             query = self.query
-            record = Compile(self._tracer_real, type(query), query.model)
+            record = Compile(Shape(self._tracer_real, type(query), query.model))
             result_type = args[0] if args else kwargs.get("result_type", self._tracer_result)
             if isinstance(result_type, str):
                 record.result_type = result_type
@@ -60,10 +60,6 @@ class TracedCompilerMixin:
             result = self._tracer_execute_sql(*args, **kwargs)
         finally:
             recorder._compiling.reset(token)
-            record.executed_ns = perf_counter_ns()
-            statement = record.statement
-            if statement is not None:
-                record.fetched_ns = statement.fetch_ns
         if type(result) is list and record.result_type == "multi":
             self._tracer_whole = True
         return result
@@ -79,7 +75,7 @@ class TracedCompilerMixin:
             record.compile_ns = perf_counter_ns() - start
         record.sql = result
         try:
-            record.query = _state(self.query, result)
+            record.shape = _shape(record.shape, self.query, result)
         except Exception:
             recorder.note_failure()
         return result
@@ -96,18 +92,21 @@ class TracedCompilerMixin:
         return _each(converted, record)
 
 
-def _state(query: Any, result: Any) -> dict[str, Any]:
-    sql = result[0] if isinstance(result, tuple) else (result[0][0] if result else "")
-    key = (type(query), query.model, sql)
-    state = _states.get(key)
-    if state is None:
+def _shape(provisional: Shape, query: Any, result: Any) -> Shape:
+    if isinstance(result, tuple):
+        sql: Any = result[0]
+    else:  # inserts: one statement per batch; the same first SQL can cover other counts
+        sql = (result[0][0] if result else "", len(result))
+    key = (provisional.compiler_class, provisional.query_class, provisional.model, sql)
+    shape = _shapes.get(key)
+    if shape is None:
         from tracer.querystate import describe
 
-        state = describe(query)
-        if len(_states) >= _STATES_MAX:
-            _states.clear()
-        _states[key] = state
-    return state
+        provisional.state = describe(query)
+        if len(_shapes) >= _SHAPES_MAX:
+            _shapes.clear()
+        shape = _shapes[key] = provisional
+    return shape
 
 
 def _batches(rows: Iterator[Any], record: Compile) -> Iterator[Any]:
