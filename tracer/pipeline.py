@@ -414,15 +414,7 @@ def _related(
     except Exception:
         recorder.note_failure()
         return original(*args)
-    token = recorder._operation.set(operation)
-    try:
-        return original(*args)
-    except BaseException as exc:
-        operation.error = describe_error(exc)
-        raise
-    finally:
-        operation.end_ns = perf_counter_ns()
-        recorder._operation.reset(token)
+    return _inside(operation, original, args[0], args[1:], {})
 
 
 def _prefetch_one_level(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -439,15 +431,7 @@ def _prefetch_one_level(original: Callable[..., Any]) -> Callable[..., Any]:
         except Exception:
             recorder.note_failure()
             return original(instances, prefetcher, lookup, level)
-        token = recorder._operation.set(operation)
-        try:
-            return original(instances, prefetcher, lookup, level)
-        except BaseException as exc:
-            operation.error = describe_error(exc)
-            raise
-        finally:
-            operation.end_ns = perf_counter_ns()
-            recorder._operation.reset(token)
+        return _inside(operation, original, instances, (prefetcher, lookup, level), {})
 
     return prefetch_one_level
 
