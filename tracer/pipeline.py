@@ -109,7 +109,10 @@ RAW_TRIGGERS = {
     "iterator": "iterator",
 }
 
-MODEL_TRIGGERS = {"save": "save", "delete": "delete", "refresh_from_db": "refresh_from_db"}
+# save_base(), not save(): save() warns about positional args at its caller's line
+# (stacklevel), which a wrapper frame would take. Likewise asave() is not wrapped.
+MODEL_TRIGGERS = {"save_base": "save", "delete": "delete", "refresh_from_db": "refresh_from_db"}
+ASYNC_MODEL_METHODS = ("adelete", "arefresh_from_db")
 
 #: Triggers whose internal QuerySets are the ORM's own, not a lineage the user built.
 _OWN_QUERYSETS = frozenset(("save", "delete", "refresh_from_db", "deferred"))
@@ -282,9 +285,7 @@ def _model_trigger(trigger: str, original: Callable[..., Any]) -> Callable[..., 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         trace = recorder.active_trace()
-        # Positional save() args make Django warn about the caller's line
-        # (stacklevel): a wrapper frame in between would take the blame.
-        if trace is None or (args and trigger == "save"):
+        if trace is None:
             return original(self, *args, **kwargs)
         name = trigger
         if trigger == "refresh_from_db" and sys._getframe(1).f_code is _DEFERRED_GET:
@@ -443,7 +444,7 @@ def _async(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         trace = recorder.active_trace()
-        if trace is None or recorder._origin.get() is not None or (args and name == "asave"):
+        if trace is None or recorder._origin.get() is not None:
             return await original(self, *args, **kwargs)
         token = recorder._origin.set(_origin(trace, name, sys._getframe(1)))
         try:
@@ -607,7 +608,8 @@ def install() -> None:
         _patch(BaseManager, "get_queryset", _get_queryset(BaseManager.__dict__["get_queryset"]))
         for name, trigger in MODEL_TRIGGERS.items():
             _patch(Model, name, _model_trigger(trigger, Model.__dict__[name]))
-            _patch(Model, "a" + name, _async("a" + name, Model.__dict__["a" + name]))
+        for name in ASYNC_MODEL_METHODS:
+            _patch(Model, name, _async(name, Model.__dict__[name]))
         _patch(
             ForwardManyToOneDescriptor,
             "get_object",
