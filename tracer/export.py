@@ -7,6 +7,7 @@ made JSON-safe. The format is documented in docs/trace-format.md.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from tracer import stacks
@@ -41,8 +42,11 @@ def _label(model: Any) -> str | None:
 
 def value(obj: Any) -> Any:
     """A JSON-safe form of a param or argument: JSON scalars as they are, lists and
-    tuples as lists, anything else as ``{"type": ..., "repr": ...}``."""
-    if obj is None or isinstance(obj, (bool, int, float, str)):
+    tuples as lists, anything else as ``{"type": ..., "repr": ...}`` (also NaN and
+    infinite floats, which JSON has no literal for)."""
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float) and math.isfinite(obj):
         return obj
     if isinstance(obj, (list, tuple)):
         return [value(item) for item in obj]

@@ -99,6 +99,8 @@ TRIGGERS = {
     "iterator": "iterator",
     "explain": "explain",
 }
+# Triggers made by Python itself (for, len(), bool()), not a call in the code.
+_IMPLICIT = frozenset(("iteration", "len", "bool"))
 # Triggers that are no-ops once the QuerySet's results are cached.
 _CACHED_NOOP = frozenset(("__iter__", "__len__", "__bool__"))
 
@@ -121,7 +123,8 @@ _ORM_DIR = os.path.join(
     os.path.dirname(os.path.dirname(sys.modules[QuerySet.__module__].__file__ or "")), ""
 )
 _TRACER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
-_internal_code: dict[CodeType, bool] = {}
+# Keyed by file name: code objects that differ only in file name compare equal.
+_internal_code: dict[str, bool] = {}
 
 _installed = False
 _install_lock = threading.Lock()
@@ -129,12 +132,13 @@ _install_lock = threading.Lock()
 
 def is_orm_internal(code: CodeType) -> bool:
     """Whether a frame belongs to Django's ORM (django/db/) or the tracer."""
+    name = code.co_filename
     try:
-        return _internal_code[code]
+        return _internal_code[name]
     except KeyError:
-        filename = os.path.abspath(code.co_filename)
+        filename = os.path.abspath(name)
         internal = filename.startswith(_ORM_DIR) or filename.startswith(_TRACER_DIR)
-        _internal_code[code] = internal
+        _internal_code[name] = internal
         return internal
 
 
@@ -322,7 +326,8 @@ def _run(
             _describe_queryset(operation, queryset)
         else:
             operation.model = type(target)
-        if args or kwargs:
+        if queryset is not None and trigger not in _IMPLICIT:
+            # An explicit call (.count(), .get(pk=1)) is part of the code shown.
             operation.args = args
             operation.kwargs = flat(kwargs) if kwargs else None
     except Exception:
@@ -635,5 +640,4 @@ def install() -> None:
 
 
 def _patch(owner: type, name: str, wrapper: Callable[..., Any]) -> None:
-    wrapper.__tracer_original__ = getattr(wrapper, "__wrapped__", None)  # type: ignore[attr-defined]
     setattr(owner, name, wrapper)

@@ -28,8 +28,9 @@ from tracer.trace import Stack
 _TRACER_DIR = os.path.dirname(os.path.abspath(__file__))
 _RENDER_ANNOTATED = Node.render_annotated.__code__
 
-# code object -> whether it is library code (not the user's).
-_library_code: dict[CodeType, bool] = {}
+# file name -> whether it is library code (not the user's). Keyed by name, not by
+# code object: code objects that differ only in file name compare equal.
+_library_code: dict[str, bool] = {}
 _prefixes: tuple[str, ...] | None = None
 _depth = 12
 _lock = threading.Lock()
@@ -73,12 +74,12 @@ def _configure() -> tuple[str, ...]:
 
 def is_library(code: CodeType) -> bool:
     """Whether frames of this code object belong to a library, not the user's code."""
+    filename = code.co_filename
     try:
-        return _library_code[code]
+        return _library_code[filename]
     except KeyError:
         pass
     prefixes = _prefixes if _prefixes is not None else _configure()
-    filename = code.co_filename
     # "<frozen importlib...>" and other pseudo-files belong to Python itself;
     # "<string>" and "<stdin>" are code the user ran.
     if filename.startswith("<"):
@@ -87,7 +88,7 @@ def is_library(code: CodeType) -> bool:
         library = os.path.abspath(filename).startswith(prefixes)
     if len(_library_code) > 50_000:  # code made at run time (exec) must not grow this forever
         _library_code.clear()
-    _library_code[code] = library
+    _library_code[filename] = library
     return library
 
 
@@ -98,7 +99,7 @@ def capture(frame: FrameType | None) -> tuple[Stack | None, tuple[str, int] | No
     library = _library_code
     while frame is not None:
         code = frame.f_code
-        lib = library.get(code)
+        lib = library.get(code.co_filename)
         if lib is None:
             lib = is_library(code)
         if not lib:
@@ -154,8 +155,13 @@ def location(stack: Stack | None) -> Frame | None:
     return _frame(stack[0], stack[1]) if stack else None
 
 
-@lru_cache(maxsize=4096)
 def _frame(code: CodeType, lasti: int) -> Frame:
+    # The file name is part of the key: equal code objects can come from two files.
+    return _resolved(code, lasti, code.co_filename)
+
+
+@lru_cache(maxsize=4096)
+def _resolved(code: CodeType, lasti: int, filename: str) -> Frame:
     lineno = line_of(code, lasti)
     source = linecache.getline(code.co_filename, lineno).strip() if lineno else ""
     return Frame(code.co_filename, lineno, code.co_qualname, source, is_library(code))
@@ -178,7 +184,7 @@ def _reset(*, setting: str, **kwargs: Any) -> None:
         with _lock:
             _prefixes = None
             _library_code.clear()
-        _frame.cache_clear()
+        _resolved.cache_clear()
 
 
 setting_changed.connect(_reset)

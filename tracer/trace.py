@@ -151,8 +151,8 @@ class Call:
         self.duration_ns = duration_ns
 
     def __reduce__(self) -> Any:
-        # Lineage rides on QuerySets; a pickled or deep-copied QuerySet drops it
-        # instead of failing on the code objects it holds.
+        # Lineage rides on QuerySets; a pickled QuerySet drops it instead of
+        # failing on the code objects it holds. Deep copies share it (immutable).
         return (_dropped, ())
 
     def __deepcopy__(self, memo: Any) -> Call:
