@@ -112,12 +112,15 @@ RAW_TRIGGERS = {
 }
 
 # save_base(), not save(): save() warns about positional args at its caller's line
-# (stacklevel), which a wrapper frame would take. Likewise asave() is not wrapped.
+# (stacklevel), which a wrapper frame would take. asave() is wrapped only when
+# called without positional args, for the same reason.
 MODEL_TRIGGERS = {"save_base": "save", "delete": "delete", "refresh_from_db": "refresh_from_db"}
 ASYNC_MODEL_METHODS = ("adelete", "arefresh_from_db")
 
 #: Triggers whose internal QuerySets are the ORM's own, not a lineage the user built.
-_OWN_QUERYSETS = frozenset(("save", "delete", "refresh_from_db", "deferred"))
+_OWN_QUERYSETS = frozenset(
+    ("save", "asave", "delete", "adelete", "refresh_from_db", "arefresh_from_db", "deferred")
+)
 
 _ORM_DIR = os.path.join(
     os.path.dirname(os.path.dirname(sys.modules[QuerySet.__module__].__file__ or "")), ""
@@ -333,7 +336,11 @@ def _run(
     except Exception:
         recorder.note_failure()
         return original(target, *args, **kwargs)
-    return _inside(operation, original, target, args, kwargs)
+    result = _inside(operation, original, target, args, kwargs)
+    if method == "iterator":
+        # A generator: its SQL runs as the caller pulls rows, after this returned.
+        return _stepping(operation, result)
+    return result
 
 
 def _inside(
@@ -354,15 +361,59 @@ def _inside(
         recorder._operation.reset(token)
 
 
+def _stepping(operation: Operation, rows: Any) -> Any:
+    """Run each step of a generator inside ``operation`` (between steps, the
+    caller's code runs outside it)."""
+    try:
+        while True:
+            token = recorder._operation.set(operation)
+            try:
+                row = next(rows)
+            except StopIteration:
+                return
+            except BaseException as exc:
+                operation.error = describe_error(exc)
+                raise
+            finally:
+                recorder._operation.reset(token)
+                operation.end_ns = perf_counter_ns()
+            yield row
+    finally:
+        rows.close()
+
+
+async def _stepping_async(operation: Operation, rows: Any) -> AsyncIterator[Any]:
+    """``_stepping`` for async iteration. The context variable is copied into the
+    worker thread that runs each step's SQL (asgiref's sync_to_async)."""
+    try:
+        while True:
+            token = recorder._operation.set(operation)
+            try:
+                row = await rows.__anext__()
+            except StopAsyncIteration:
+                return
+            except BaseException as exc:
+                operation.error = describe_error(exc)
+                raise
+            finally:
+                recorder._operation.reset(token)
+                operation.end_ns = perf_counter_ns()
+            yield row
+    finally:
+        await rows.aclose()
+
+
 def _start(trace: Trace, trigger: str, parent: Operation | None, frame: Any) -> Operation:
     operation = Operation(-1, trigger, None, parent, perf_counter_ns())
     origin = recorder._origin.get()
+    allowed = recorder.capture_allowed(trace)
+    operation.capped = not allowed
     if origin is not None and parent is None:
         # An async call: the awaiting code's location, captured before the hop to
         # a worker thread, and the async method's name.
         operation.trigger = origin[0]
         operation.stack, operation.template = origin[1], origin[2]
-    elif recorder.capture_allowed(trace):
+    elif allowed:
         stack, operation.template = stacks.capture(frame)
         if stack is None and parent is not None:
             stack, operation.template = parent.stack, parent.template
@@ -443,21 +494,52 @@ def _prefetch_one_level(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 # Async -------------------------------------------------------------------------------
+#
+# Async methods hand the work to a worker thread (asgiref's sync_to_async copies the
+# context into it), whose stack does not show the awaiting code. So the awaiting
+# code's location is captured here, on the caller's side: as an origin for the
+# sync method's trigger to pick up (aget -> get), or as the operation itself for
+# async iteration, which runs no sync trigger (__aiter__ calls _fetch_all()).
 
 
 def _async(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    # A plain function returning the awaitable: the caller's frame is the one
+    # calling (and, as a rule, awaiting) it.
     @functools.wraps(original)
-    async def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+    def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         trace = recorder.active_trace()
         if trace is None or recorder._origin.get() is not None:
-            return await original(self, *args, **kwargs)
-        token = recorder._origin.set(_origin(trace, name, sys._getframe(1)))
+            return original(self, *args, **kwargs)
         try:
-            return await original(self, *args, **kwargs)
-        finally:
-            recorder._origin.reset(token)
+            origin = _origin(trace, name, sys._getframe(1))
+        except Exception:
+            recorder.note_failure()
+            return original(self, *args, **kwargs)
+        return _awaiting(original(self, *args, **kwargs), origin)
 
     return wrapper
+
+
+def _asave(original: Callable[..., Any]) -> Callable[..., Any]:
+    wrapped = _async("asave", original)
+
+    @functools.wraps(original)
+    def asave(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if args:
+            # Django 5.2 warns about positional args at the caller's line
+            # (stacklevel); a coroutine of ours in between would take it.
+            return original(self, *args, **kwargs)
+        return wrapped(self, **kwargs)
+
+    return asave
+
+
+async def _awaiting(awaitable: Any, origin: tuple[str, Any, Any]) -> Any:
+    token = recorder._origin.set(origin)
+    try:
+        return await awaitable
+    finally:
+        recorder._origin.reset(token)
 
 
 def _origin(trace: Trace, name: str, frame: Any) -> tuple[str, Any, Any]:
@@ -467,46 +549,42 @@ def _origin(trace: Trace, name: str, frame: Any) -> tuple[str, Any, Any]:
     return name, recorder.intern_stack(trace, stack), template
 
 
+def _async_operation(trace: Trace, trigger: str, queryset: Any, frame: Any) -> Operation:
+    operation = _start(trace, trigger, recorder._operation.get(), frame)
+    _describe_queryset(operation, queryset)
+    return operation
+
+
 def _aiter(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def __aiter__(self: Any) -> Any:
         trace = recorder.active_trace()
-        if trace is None:
+        if trace is None or self._result_cache is not None:
             return original(self)
-        return _with_origin(original(self), _origin(trace, "async for", sys._getframe(1)))
+        try:
+            operation = _async_operation(trace, "async for", self, sys._getframe(1))
+        except Exception:
+            recorder.note_failure()
+            return original(self)
+        return _stepping_async(operation, original(self))
 
     return __aiter__
 
 
 def _aiterator(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
-    async def aiterator(self: Any, *args: Any, **kwargs: Any) -> AsyncIterator[Any]:
+    def aiterator(self: Any, *args: Any, **kwargs: Any) -> Any:
         trace = recorder.active_trace()
-        inner = original(self, *args, **kwargs)
         if trace is None:
-            async for item in inner:
-                yield item
-            return
-        async for item in _with_origin(inner, _origin(trace, "aiterator", sys._getframe(1))):
-            yield item
+            return original(self, *args, **kwargs)
+        try:
+            operation = _async_operation(trace, "aiterator", self, sys._getframe(1))
+        except Exception:
+            recorder.note_failure()
+            return original(self, *args, **kwargs)
+        return _stepping_async(operation, original(self, *args, **kwargs))
 
     return aiterator
-
-
-async def _with_origin(inner: Any, origin: tuple[str, Any, Any]) -> AsyncIterator[Any]:
-    try:
-        while True:
-            # Set around each step only: between steps the caller's code runs.
-            token = recorder._origin.set(origin)
-            try:
-                item = await inner.__anext__()
-            except StopAsyncIteration:
-                return
-            finally:
-                recorder._origin.reset(token)
-            yield item
-    finally:
-        await inner.aclose()
 
 
 # Hydration ---------------------------------------------------------------------------
@@ -524,31 +602,30 @@ def _iterable_iter(original: Callable[..., Any]) -> Callable[..., Any]:
         trace = recorder.active_trace()
         if trace is None:
             return original(self)
+        first = len(trace.statements)
+        start = perf_counter_ns()
+        # Not every __iter__ is a generator: ValuesListIterable's runs the SQL now.
+        rows = iter(original(self))
         if sys._getframe(1).f_code is _FETCH_ALL:
-            return _hydrating_whole(original(self), trace, type(self))
-        return _hydrating_steps(original(self), trace, type(self))
+            return _hydrating_whole(rows, trace, type(self), first, start)
+        return _hydrating_steps(rows, trace, type(self), first, start)
 
     return __iter__
 
 
-def _hydrating_whole(rows: Any, trace: Trace, iterable_class: type) -> Any:
-    first = len(trace.statements)
-    start = perf_counter_ns()
+def _hydrating_whole(rows: Any, trace: Trace, iterable_class: type, first: int, start: int) -> Any:
     try:
         yield from rows
     finally:
         _hydrated(trace, first, iterable_class, start, perf_counter_ns() - start)
 
 
-def _hydrating_steps(rows: Any, trace: Trace, iterable_class: type) -> Any:
-    first = len(trace.statements)
-    begin = 0
-    busy = 0
+def _hydrating_steps(rows: Any, trace: Trace, iterable_class: type, first: int, begin: int) -> Any:
+    # The time of the __iter__() call itself counts (it may have run the SQL).
+    busy = perf_counter_ns() - begin
     try:
         while True:
             start = perf_counter_ns()
-            if not begin:
-                begin = start
             try:
                 row = next(rows)
             except StopIteration:
@@ -557,8 +634,7 @@ def _hydrating_steps(rows: Any, trace: Trace, iterable_class: type) -> Any:
                 busy += perf_counter_ns() - start
             yield row
     finally:
-        if begin:
-            _hydrated(trace, first, iterable_class, begin, busy)
+        _hydrated(trace, first, iterable_class, begin, busy)
 
 
 def _hydrated(trace: Trace, first: int, iterable_class: type, begin: int, busy: int) -> None:
@@ -615,6 +691,7 @@ def install() -> None:
             _patch(Model, name, _model_trigger(trigger, Model.__dict__[name]))
         for name in ASYNC_MODEL_METHODS:
             _patch(Model, name, _async(name, Model.__dict__[name]))
+        _patch(Model, "asave", _asave(Model.__dict__["asave"]))
         _patch(
             ForwardManyToOneDescriptor,
             "get_object",

@@ -125,6 +125,8 @@ def begin_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> 
         if operation.index < 0:
             register(trace, operation)
         statement.operation = operation
+        if operation.capped:
+            trace.dropped["stacks"] = trace.dropped.get("stacks", 0) + 1
     elif past_soft_cap:
         trace.dropped["stacks"] = trace.dropped.get("stacks", 0) + 1
     else:
@@ -156,11 +158,9 @@ def intern_stack(trace: Trace, stack: Any) -> Any:
 
 
 def capture_allowed(trace: Trace) -> bool:
-    """Whether new stacks may be kept (below SOFT_CAP); counts the drop if not."""
-    if len(trace.statements) < _soft_cap:
-        return True
-    trace.dropped["stacks"] = trace.dropped.get("stacks", 0) + 1
-    return False
+    """Whether new stacks may be kept (below SOFT_CAP). The statements that run
+    without one are counted as they are recorded."""
+    return len(trace.statements) < _soft_cap
 
 
 def _store(trace: Trace) -> None:

@@ -212,6 +212,7 @@ class Operation:
         "kwargs",
         "prefetch",
         "stack",
+        "capped",
         "template",
         "parent",
         "start_ns",
@@ -244,6 +245,8 @@ class Operation:
         #: The QuerySet's prefetch_related lookups, as given.
         self.prefetch: tuple[Any, ...] = ()
         self.stack: Stack | None = None
+        #: Started past SOFT_CAP, so no stack was captured.
+        self.capped = False
         self.template: tuple[str, int] | None = None
         self.parent = parent
         self.start_ns = start_ns
