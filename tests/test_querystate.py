@@ -520,7 +520,6 @@ def test_update_query():
         tables=[BOOK],
         where=tree(leaf("lt", "demo_app_book.id")),
         select=[],
-        values=["price", "title", "published"],
         set={"price": "demo_app_book.price * ?", "title": "?", "published": "NULL"},
         related_updates=[],
     )

@@ -60,8 +60,7 @@ Keys of ``describe()``'s dict:
   ``defer()``/``only()``.
 - ``annotations``: ``{name: readable}`` of the annotations in the SELECT clause
   (``alias()``-only ones are left out: they appear inline where they are used).
-- ``values``: field names of ``values()``/``values_list()`` (``query.values_select``);
-  for an UpdateQuery, the names of the fields being set.
+- ``values``: field names of ``values()``/``values_list()`` (``query.values_select``).
 - ``extra``: names of ``extra(select=...)`` columns in the SELECT clause.
 - ``group_by``: None, True (group by every selected column), or a list of readable.
 - ``order_by``: the explicit ordering as given (strings such as ``"-price"`` or readable
@@ -90,7 +89,7 @@ Extra keys by class:
   ``on_conflict`` (None, ``"ignore"`` or ``"update"``), ``update_fields``,
   ``unique_fields`` (names).
 - UpdateQuery (``tables`` is the base table only: the UPDATE statement names no other
-  table): ``values`` (names of the fields set), ``set`` (``{name: readable}``: ``"?"``
+  table): ``set`` (``{name: readable}`` of the fields set, in order: ``"?"``
   for a value, ``"NULL"`` for None, an expression in full), ``related_updates`` (labels of
   the ancestor models that get their own UPDATE).
 - DeleteQuery: nothing more (its joins, if any, end up in a ``pk IN (subquery)``, or in a
@@ -399,7 +398,6 @@ class _Describer:
             # UPDATE table SET ... names the base table only; a filter across
             # relations becomes "pk IN (subquery)" when the compiler runs.
             result["tables"] = [t for t in result["tables"] if t["join"] is None][:1]
-            part("values", lambda: [str(field.name) for field, _, _ in query.values])
             part("set", lambda: self.update_set(query.values), {})
             part("related_updates", lambda: [_label(m) for m in query.related_updates], [])
         elif isinstance(query, AggregateQuery):
