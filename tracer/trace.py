@@ -294,9 +294,10 @@ class Compile:
         "statement",
     )
 
-    def __init__(self, shape: Shape) -> None:
-        #: Shared with every compile of the same SQL (see Shape).
-        self.shape = shape
+    def __init__(self, shape: Shape | None) -> None:
+        #: Shared with every compile of the same SQL (see Shape); set once as_sql()
+        #: returned (execute_sql() makes one of its own if as_sql() never did).
+        self.shape: Shape = shape  # type: ignore[assignment]
         self.result_type: str | None = None
         #: What as_sql() returned: (sql, params), or a list of them for inserts;
         #: SAME_AS_STATEMENT when the statement ran exactly that (not kept twice).

@@ -45,24 +45,28 @@ class TracedCompilerMixin:
         trace = recorder.active_trace()
         if trace is None:
             return self._tracer_execute_sql(*args, **kwargs)
-        try:
-            query = self.query
-            record = Compile(Shape(self._tracer_real, type(query), query.model))
-            result_type = args[0] if args else kwargs.get("result_type", self._tracer_result)
-            if isinstance(result_type, str):
-                record.result_type = result_type
-        except Exception:
-            recorder.note_failure()
-            return self._tracer_execute_sql(*args, **kwargs)
+        # The shape is set by as_sql(), which every statement run here follows.
+        record = Compile(None)
+        result_type = args[0] if args else kwargs.get("result_type", self._tracer_result)
+        if type(result_type) is str:
+            record.result_type = result_type
         self._tracer_compile = record
         token = recorder._compiling.set(record)
         try:
             result = self._tracer_execute_sql(*args, **kwargs)
         finally:
             recorder._compiling.reset(token)
-        if type(result) is list and record.result_type == "multi":
+            if record.shape is None:  # as_sql() raised or was never called
+                self._tracer_no_shape(record)
+        if type(result) is list and result_type == "multi":
             self._tracer_whole = True
         return result
+
+    def _tracer_no_shape(self, record: Compile) -> None:
+        try:
+            record.shape = Shape(self._tracer_real, type(self.query), self.query.model)
+        except Exception:
+            recorder.note_failure()
 
     def as_sql(self, *args: Any, **kwargs: Any) -> Any:
         record = self._tracer_compile
@@ -75,7 +79,7 @@ class TracedCompilerMixin:
             record.compile_ns = perf_counter_ns() - start
         record.sql = result
         try:
-            record.shape = _shape(record.shape, self.query, result)
+            record.shape = _shape(self._tracer_real, self.query, result)
         except Exception:
             recorder.note_failure()
         return result
@@ -92,39 +96,44 @@ class TracedCompilerMixin:
         return _each(converted, record)
 
 
-def _shape(provisional: Shape, query: Any, result: Any) -> Shape:
-    if isinstance(result, tuple):
+def _shape(compiler_class: type, query: Any, result: Any) -> Shape:
+    if type(result) is tuple:
         sql: Any = result[0]
     else:  # inserts: one statement per batch; the same first SQL can cover other counts
         sql = (result[0][0] if result else "", len(result))
-    key = (provisional.compiler_class, provisional.query_class, provisional.model, sql)
+    model = query.model
+    key = (compiler_class, type(query), model, sql)
     shape = _shapes.get(key)
     if shape is None:
         from tracer.querystate import describe
 
-        provisional.state = describe(query)
+        shape = Shape(compiler_class, type(query), model, describe(query))
         if len(_shapes) >= _SHAPES_MAX:
             _shapes.clear()
-        shape = _shapes[key] = provisional
+        _shapes[key] = shape
     return shape
 
 
 def _batches(rows: Iterator[Any], record: Compile) -> Iterator[Any]:
     # All rows are in memory: convert a batch at a time, timed, and hand the batch
     # on. A converter error still comes after the rows converted before it.
-    while True:
-        start = perf_counter_ns()
-        batch: list[Any] = []
-        try:
-            batch.extend(islice(rows, _BATCH))
-        except BaseException:
-            record.convert_ns = (record.convert_ns or 0) + perf_counter_ns() - start
+    total = 0
+    try:
+        while True:
+            start = perf_counter_ns()
+            batch: list[Any] = []
+            try:
+                batch.extend(islice(rows, _BATCH))
+            except BaseException:
+                total += perf_counter_ns() - start
+                yield from batch
+                raise
+            total += perf_counter_ns() - start
             yield from batch
-            raise
-        record.convert_ns = (record.convert_ns or 0) + perf_counter_ns() - start
-        if not batch:
-            return
-        yield from batch
+            if len(batch) < _BATCH:
+                return
+    finally:
+        record.convert_ns = (record.convert_ns or 0) + total
 
 
 def _each(rows: Iterator[Any], record: Compile) -> Iterator[Any]:

@@ -129,17 +129,24 @@ class TracedCursorMixin:
         statement = self._tracer_statement
         if self._tracer_native_fetch:
             method = getattr(super(), name)
+            if statement is None:
+                return method(*args, **kwargs) if kwargs else method(*args)
+            start = perf_counter_ns()
+            try:
+                result = method(*args, **kwargs) if kwargs else method(*args)
+            finally:
+                statement.fetch_ns += perf_counter_ns() - start
+                statement.fetch_calls += 1
         else:
-            method = self.db.wrap_database_errors(getattr(self.cursor, name))
-        if statement is None:
-            return method(*args, **kwargs) if kwargs else method(*args)
-        start = perf_counter_ns()
-        try:
-            result = method(*args, **kwargs) if kwargs else method(*args)
-        finally:
-            elapsed = perf_counter_ns() - start
-            statement.fetch_ns += elapsed
-            statement.fetch_calls += 1
+            # As CursorWrapper's own fetches (via __getattr__), minus the closure.
+            start = perf_counter_ns()
+            try:
+                with self.db.wrap_database_errors:
+                    fetch = getattr(self.cursor, name)
+                    result = fetch(*args, **kwargs) if kwargs else fetch(*args)
+            finally:
+                statement.fetch_ns += perf_counter_ns() - start  # type: ignore[union-attr]
+                statement.fetch_calls += 1  # type: ignore[union-attr]
         try:
             if name == "fetchone":
                 statement.rows_fetched += result is not None
