@@ -127,26 +127,22 @@ class TracedCursorMixin:
         self, name: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None
     ) -> Any:
         statement = self._tracer_statement
-        if self._tracer_native_fetch:
+        if statement is None:  # not recording; the wrapped class fetches itself
             method = getattr(super(), name)
-            if statement is None:
-                return method(*args, **kwargs) if kwargs else method(*args)
-            start = perf_counter_ns()
-            try:
+            return method(*args, **kwargs) if kwargs else method(*args)
+        start = perf_counter_ns()
+        try:
+            if self._tracer_native_fetch:
+                method = getattr(super(), name)
                 result = method(*args, **kwargs) if kwargs else method(*args)
-            finally:
-                statement.fetch_ns += perf_counter_ns() - start
-                statement.fetch_calls += 1
-        else:
-            # As CursorWrapper's own fetches (via __getattr__), minus the closure.
-            start = perf_counter_ns()
-            try:
+            else:
+                # As CursorWrapper's own fetches (via __getattr__), minus a closure.
                 with self.db.wrap_database_errors:
                     fetch = getattr(self.cursor, name)
                     result = fetch(*args, **kwargs) if kwargs else fetch(*args)
-            finally:
-                statement.fetch_ns += perf_counter_ns() - start  # type: ignore[union-attr]
-                statement.fetch_calls += 1  # type: ignore[union-attr]
+        finally:
+            statement.fetch_ns += perf_counter_ns() - start
+            statement.fetch_calls += 1
         try:
             if name == "fetchone":
                 statement.rows_fetched += result is not None
