@@ -1,10 +1,10 @@
 """Cost of the tracer, measured side by side in one process: `make bench`.
 
 Modes, on one SQLite database file through separate aliases:
-  plain      the wrapped engine alone
+  plain      the wrapped engine alone (Django's ORM classes unpatched)
   idle       tracer.backend installed, nothing recording
   recording  tracer.backend inside tracer.capture()
-  toolbar    django-debug-toolbar's SQL panel recording (plain engine)
+  toolbar    django-debug-toolbar's SQL panel recording (plain engine, ORM unpatched)
 
 Each workload runs from a call stack about 35 frames deep, as in a real view.
 Repetitions are interleaved (every mode once per round, in a shuffled order) and the
@@ -62,6 +62,7 @@ from django.db import connections, transaction  # noqa: E402
 
 import tracer  # noqa: E402
 from demo_app.models import Book, Review  # noqa: E402
+from tracer import pipeline  # noqa: E402
 
 ALIAS = {"plain": "default", "idle": "traced", "recording": "traced", "toolbar": "toolbar"}
 
@@ -132,6 +133,12 @@ def toolbar_panel():  # type: ignore[no-untyped-def]
 
 def run_once(mode: str, workload: Callable[[str], int]) -> tuple[float, int]:
     alias = ALIAS[mode]
+    # The ORM's methods are patched process-wide once a traced connection exists:
+    # plain and toolbar run with Django's own, unpatched.
+    if mode in ("plain", "toolbar"):
+        pipeline.uninstall()
+    else:
+        pipeline.install()
     panel = toolbar_panel() if mode == "toolbar" else None
     if panel is not None:
         panel.enable_instrumentation()

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 from django.db import connections
-from django.db.models import F, Sum
+from django.db.models import F, QuerySet, Sum
 from django.template import engines, loader
 from django.test import override_settings
 
@@ -978,3 +978,31 @@ def test_save_deprecation_warnings_name_the_callers_line():
         "save",
         "save",
     ]
+
+
+def test_uninstall_restores_the_orms_methods_and_install_puts_them_back():
+    from django.db.models import query
+
+    from tracer import pipeline
+
+    wrapper = QuerySet.__dict__["filter"]
+    original = wrapper.__wrapped__
+    prefetch_wrapper = query.prefetch_one_level
+    library()
+    pipeline.uninstall()
+    try:
+        assert QuerySet.__dict__["filter"] is original
+        assert query.prefetch_one_level is prefetch_wrapper.__wrapped__
+        with tracer.capture() as trace:
+            titles = list(Book.objects.filter(price__lt=10).values_list("title", flat=True))
+        # The backend stages still record; the Model/Manager/QuerySet ones do not.
+        [statement] = trace.statements
+        assert sorted(titles) == ["One", "Two"]
+        assert statement.operation is None
+        assert statement.stages["compiler"]["class"] == COMPILERS["sqlite"]["SQLCompiler"]
+    finally:
+        pipeline.install()
+    assert QuerySet.__dict__["filter"].__wrapped__ is original
+    with tracer.capture() as trace:
+        list(Book.objects.filter(price__lt=10))
+    assert trace.statements[0].operation.trigger == "iteration"

@@ -731,9 +731,25 @@ def install() -> None:
             query.FlatValuesListIterable,
         ):
             _patch(iterable, "__iter__", _iterable_iter(iterable.__dict__["__iter__"]))
-        query.prefetch_one_level = _prefetch_one_level(query.prefetch_one_level)
+        _patch(query, "prefetch_one_level", _prefetch_one_level(query.prefetch_one_level))
         _installed = True
 
 
-def _patch(owner: type, name: str, wrapper: Callable[..., Any]) -> None:
+def uninstall() -> None:
+    """Restore the ORM's own methods (for benchmarks and tests: traced connections
+    then record the backend stages only, until ``install()`` runs again)."""
+    global _installed
+    with _install_lock:
+        while _patched:
+            owner, name, original = _patched.pop()
+            setattr(owner, name, original)
+        _installed = False
+
+
+# (owner, attribute, original) of every patch, in order.
+_patched: list[tuple[Any, str, Any]] = []
+
+
+def _patch(owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
+    _patched.append((owner, name, owner.__dict__[name]))
     setattr(owner, name, wrapper)

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from operator import is_
 from typing import Any
 
 from django.core.signals import setting_changed
@@ -152,9 +153,27 @@ def register(trace: Trace, operation: Operation) -> None:
 
 
 def intern_stack(trace: Trace, stack: Any) -> Any:
+    """One tuple per distinct stack in a trace (a loop's lookups share one).
+
+    Keyed by the innermost frame's code identity and offset, not by the tuple:
+    hashing a tuple hashes its code objects, which costs more than capturing it.
+    Stacks are the same when they hold the same code objects (identity: code
+    objects that differ only in their file name compare equal).
+    """
     if stack is None:
         return None
-    return trace._stacks.setdefault(stack, stack)
+    key = (id(stack[0]), stack[1])
+    known = trace._stacks.get(key)
+    if known is None:
+        trace._stacks[key] = [stack]
+        return stack
+    for candidate in known:
+        # Offsets are ints (equal, not identical, past 256); code objects must be
+        # identical.
+        if candidate == stack and all(map(is_, candidate[::2], stack[::2])):
+            return candidate
+    known.append(stack)
+    return stack
 
 
 def capture_allowed(trace: Trace) -> bool:

@@ -372,8 +372,9 @@ class Trace:
         self._id: str | None = None
         # A trace loaded by from_dict() keeps the data it came from.
         self._exported: dict[str, Any] | None = None
-        # Interned call sites, so statements from one loop share one stack tuple.
-        self._stacks: dict[Stack, Stack] = {}
+        # Interned stacks, so statements from one loop share one tuple (see
+        # recorder.intern_stack).
+        self._stacks: dict[tuple[int, int], list[Stack]] = {}
         self._managers: dict[tuple[Any, ...], Manager] = {}
 
     @property
