@@ -38,9 +38,13 @@ from django.db.models.query import QuerySet, RawQuerySet
 from django.db.models.query_utils import DeferredAttribute
 
 from tracer import recorder, stacks
+from tracer.recorder import active_trace
 from tracer.trace import Call, Manager, Operation, Trace, describe_error
 
-#: The attribute a QuerySet's lineage rides on.
+#: The attribute a QuerySet's lineage rides on. It has a class default (None), so
+#: that reading it never touches the instance's ``__dict__``: in CPython 3.11+ that
+#: turns the QuerySet's inline attribute values into a dict, which slows down every
+#: attribute access the ORM makes on it afterwards.
 LINEAGE = "_tracer_lineage"
 
 #: QuerySet methods that return a new QuerySet: calls of them make up a lineage.
@@ -130,6 +134,9 @@ _TRACER_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "")
 # Keyed by file name: code objects that differ only in file name compare equal.
 _internal_code: dict[str, bool] = {}
 
+# Bound once: these run on every wrapped call.
+_getframe = sys._getframe
+
 _installed = False
 _install_lock = threading.Lock()
 
@@ -160,7 +167,7 @@ def _manager_method_code() -> CodeType | None:
 
 def _caller(depth: int) -> Any:
     """The frame that called the wrapper ``depth`` frames up, past manager proxies."""
-    frame: Any = sys._getframe(depth + 1)
+    frame: Any = _getframe(depth + 1)
     if frame.f_code is _MANAGER_METHOD:
         frame = frame.f_back
     return frame
@@ -172,11 +179,14 @@ def _caller(depth: int) -> Any:
 def _chain(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if recorder.active_trace() is None:
+        if active_trace() is None:
             return original(self, *args, **kwargs)
         try:
-            frame = _caller(1)
+            frame = _getframe(1)
             code = frame.f_code
+            if code is _MANAGER_METHOD:
+                frame = frame.f_back
+                code = frame.f_code
             internal = _internal_code.get(code.co_filename)
             if internal is None:
                 internal = is_orm_internal(code)
@@ -187,10 +197,10 @@ def _chain(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
             # The ORM building on a QuerySet (get() filtering, a related manager
             # applying its filter): same lineage, no call of the user's.
             result = original(self, *args, **kwargs)
-            parent = self.__dict__.get(LINEAGE)
+            parent = self._tracer_lineage
             if parent is not None and result is not self:
                 try:
-                    result.__dict__[LINEAGE] = parent
+                    result._tracer_lineage = parent
                 except Exception:
                     recorder.note_failure()
             return result
@@ -217,14 +227,14 @@ def _link(
 ) -> None:
     if result is source or not isinstance(result, (QuerySet, RawQuerySet)):
         return
-    parent = source.__dict__.get(LINEAGE)
+    parent = source._tracer_lineage
     if is_orm_internal(frame.f_code):
         # The ORM building on a QuerySet (get() filtering, a related manager
         # applying its filter): same lineage, no call of the user's.
         if parent is not None:
-            result.__dict__[LINEAGE] = parent
+            result._tracer_lineage = parent
         return
-    result.__dict__[LINEAGE] = Call(
+    result._tracer_lineage = Call(
         parent, name, args, flat(kwargs) if kwargs else None, frame.f_code, frame.f_lasti, elapsed
     )
 
@@ -237,7 +247,7 @@ def flat(kwargs: dict[str, Any]) -> tuple[Any, ...]:
 def _getitem(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def __getitem__(self: Any, k: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = active_trace()
         if trace is None:
             return original(self, k)
         if isinstance(k, slice):
@@ -260,11 +270,11 @@ def _get_queryset(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def get_queryset(self: Any) -> Any:
         queryset = original(self)
-        trace = recorder.active_trace()
+        trace = active_trace()
         if trace is not None:
             try:
-                if LINEAGE not in queryset.__dict__:
-                    queryset.__dict__[LINEAGE] = _manager(trace, self)
+                if queryset._tracer_lineage is None:
+                    queryset._tracer_lineage = _manager(trace, self)
             except Exception:
                 recorder.note_failure()
         return queryset
@@ -302,7 +312,7 @@ def _trigger(trigger: str, method: str, original: Callable[..., Any]) -> Callabl
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = active_trace()
         if trace is None or (cached_noop and self._result_cache is not None):
             return original(self, *args, **kwargs)
         return _run(trace, trigger, method, original, self, args, kwargs, self)
@@ -313,11 +323,11 @@ def _trigger(trigger: str, method: str, original: Callable[..., Any]) -> Callabl
 def _model_trigger(trigger: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = active_trace()
         if trace is None:
             return original(self, *args, **kwargs)
         name = trigger
-        if trigger == "refresh_from_db" and sys._getframe(1).f_code is _DEFERRED_GET:
+        if trigger == "refresh_from_db" and _getframe(1).f_code is _DEFERRED_GET:
             name = "deferred"
         return _run(trace, name, trigger, original, self, args, kwargs, None)
 
@@ -336,7 +346,7 @@ def _run(
 ) -> Any:
     """Call ``original`` inside a new operation, or inside the running one when the
     ORM itself fires this trigger as part of it."""
-    frame: Any = sys._getframe(2)
+    frame: Any = _getframe(2)
     if frame.f_code is _MANAGER_METHOD:
         frame = frame.f_back
     parent = recorder._operation.get()
@@ -446,14 +456,14 @@ def _start(trace: Trace, trigger: str, parent: Operation | None, frame: Any) -> 
 def _describe_queryset(operation: Operation, queryset: Any) -> None:
     operation.model = queryset.model
     operation.queryset_class = type(queryset)
-    operation.lineage = queryset.__dict__.get(LINEAGE)
+    operation.lineage = queryset._tracer_lineage
     operation.prefetch = getattr(queryset, "_prefetch_related_lookups", ())
 
 
 def _related_get_object(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def get_object(self: Any, instance: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = active_trace()
         if trace is None:
             return original(self, instance)
         parent = recorder._operation.get()
@@ -473,7 +483,7 @@ def _reverse_one_to_one_get(original: Callable[..., Any]) -> Callable[..., Any]:
     def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
         if instance is None:
             return original(self, instance, cls)
-        trace = recorder.active_trace()
+        trace = active_trace()
         if trace is None or self.related.is_cached(instance):
             return original(self, instance, cls)
         return _related(
@@ -487,7 +497,7 @@ def _related(
     trace: Trace, parent: Operation | None, field: Any, original: Any, args: tuple[Any, ...]
 ) -> Any:
     try:
-        operation = _start(trace, "related", parent, sys._getframe(3))
+        operation = _start(trace, "related", parent, _getframe(3))
         operation.model = field.related_model
         operation.detail = f"{field.model.__name__}.{field.name}"
     except Exception:
@@ -499,13 +509,13 @@ def _related(
 def _prefetch_one_level(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def prefetch_one_level(instances: Any, prefetcher: Any, lookup: Any, level: int) -> Any:
-        trace = recorder.active_trace()
+        trace = active_trace()
         # Without get_prefetch_querysets() Django warns about its caller's line.
         if trace is None or not hasattr(prefetcher, "get_prefetch_querysets"):
             return original(instances, prefetcher, lookup, level)
         parent = recorder._operation.get()
         try:
-            operation = _start(trace, "prefetch", parent, sys._getframe(1))
+            operation = _start(trace, "prefetch", parent, _getframe(1))
             operation.detail = lookup.prefetch_through
         except Exception:
             recorder.note_failure()
@@ -529,11 +539,11 @@ def _async(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     # calling (and, as a rule, awaiting) it.
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = active_trace()
         if trace is None or recorder._origin.get() is not None:
             return original(self, *args, **kwargs)
         try:
-            origin = _origin(trace, name, sys._getframe(1))
+            origin = _origin(trace, name, _getframe(1))
         except Exception:
             recorder.note_failure()
             return original(self, *args, **kwargs)
@@ -580,11 +590,11 @@ def _async_operation(trace: Trace, trigger: str, queryset: Any, frame: Any) -> O
 def _aiter(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def __aiter__(self: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = active_trace()
         if trace is None or self._result_cache is not None:
             return original(self)
         try:
-            operation = _async_operation(trace, "async for", self, sys._getframe(1))
+            operation = _async_operation(trace, "async for", self, _getframe(1))
         except Exception:
             recorder.note_failure()
             return original(self)
@@ -596,11 +606,11 @@ def _aiter(original: Callable[..., Any]) -> Callable[..., Any]:
 def _aiterator(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def aiterator(self: Any, *args: Any, **kwargs: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = active_trace()
         if trace is None:
             return original(self, *args, **kwargs)
         try:
-            operation = _async_operation(trace, "aiterator", self, sys._getframe(1))
+            operation = _async_operation(trace, "aiterator", self, _getframe(1))
         except Exception:
             recorder.note_failure()
             return original(self, *args, **kwargs)
@@ -621,12 +631,12 @@ def _aiterator(original: Callable[..., Any]) -> Callable[..., Any]:
 def _iterable_iter(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def __iter__(self: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = active_trace()
         if trace is None:
             return original(self)
         first = len(trace.statements)
         start = perf_counter_ns()
-        if sys._getframe(1).f_code is _FETCH_ALL:
+        if _getframe(1).f_code is _FETCH_ALL:
             # _fetch_all() drains the iterable at once (list()): so do we, one span.
             try:
                 rows = list(original(self))
@@ -692,6 +702,9 @@ def install() -> None:
         if _installed:
             return
         _MANAGER_METHOD = _manager_method_code()
+        for owner in (QuerySet, RawQuerySet):
+            _patched.append((owner, LINEAGE, _ABSENT))
+            setattr(owner, LINEAGE, None)
         for name in CHAIN_METHODS:
             _patch(QuerySet, name, _chain(name, QuerySet.__dict__[name]))
         _patch(QuerySet, "__getitem__", _getitem(QuerySet.__dict__["__getitem__"]))
@@ -742,12 +755,16 @@ def uninstall() -> None:
     with _install_lock:
         while _patched:
             owner, name, original = _patched.pop()
-            setattr(owner, name, original)
+            if original is _ABSENT:
+                delattr(owner, name)
+            else:
+                setattr(owner, name, original)
         _installed = False
 
 
-# (owner, attribute, original) of every patch, in order.
+# (owner, attribute, original) of every patch, in order; _ABSENT: added by install().
 _patched: list[tuple[Any, str, Any]] = []
+_ABSENT = object()
 
 
 def _patch(owner: Any, name: str, wrapper: Callable[..., Any]) -> None:
