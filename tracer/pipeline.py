@@ -182,7 +182,7 @@ def _chain(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         if active_trace() is None:
             return original(self, *args, **kwargs)
         try:
-            frame = _getframe(1)
+            frame: Any = _getframe(1)
             code = frame.f_code
             if code is _MANAGER_METHOD:
                 frame = frame.f_back
