@@ -42,3 +42,20 @@ def test_pages_show_what_they_recorded(client):
     assert statement_count(n_plus_one) == 51
     assert statement_count(fixed) == 1
     assert "INNER JOIN &quot;demo_app_author&quot;" in fixed  # escaped SQL
+
+
+@override_settings(DEBUG=True)
+def test_pages_show_where_each_statement_came_from(client):
+    call_command("seed", stdout=None)
+    html = client.get("/books/n-plus-one/").content.decode()
+    where = re.findall(
+        r'<td class="tracer-where">\s*<span class="tracer-trigger">(\w+)</span> <code>(.*?)</code>'
+        r"<br>\s*(\S+)",
+        html,
+    )
+    assert where[0] == (
+        "iteration",
+        "Book.objects.order_by(&#x27;title&#x27;)[:50]",
+        "demo_app/book_list.html:4",
+    )
+    assert where[1:] == [("related", "Book.author", "demo_app/book_list.html:5")] * 50

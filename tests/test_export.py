@@ -71,6 +71,7 @@ STAGE_KEYS = {
         "calls",
         "build_ms",
         "trigger",
+        "trigger_detail",
         "trigger_location",
         "prefetch_lookups",
     ],

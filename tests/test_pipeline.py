@@ -485,6 +485,8 @@ def test_lazy_foreign_key_in_a_loop(alias):
     assert stages["manager"] == {**MANAGER, "name": "_base_manager"}
     assert stages["queryset"]["code"] == "Author._base_manager"
     assert stages["queryset"]["trigger"] == "related"
+    assert stages["queryset"]["trigger_detail"] == "Book.author"
+    assert trace.statements[0].stages["queryset"]["trigger_detail"] is None
 
 
 def test_prefetch_is_nested_under_the_evaluation(alias):
@@ -687,6 +689,20 @@ def test_empty_result_set_runs_no_statement(alias):
 # Templates -------------------------------------------------------------------------------
 
 
+def test_len_outside_a_template_for_loop_is_len():
+    library()
+    with tracer.capture() as trace:
+        assert len(Book.objects.all()) == 3
+        html = (
+            engines["django"]
+            .from_string("{{ books|length }}")
+            .render({"books": Book.objects.all()})
+        )
+
+    assert html == "3"
+    assert [o.trigger for o in trace.operations] == ["len", "len"]
+
+
 def test_template_file_location():
     library()
     with tracer.capture() as trace:
@@ -696,8 +712,9 @@ def test_template_file_location():
 
     assert html.count("<li>") == 3
     evaluation, *related = trace.operations
-    # {% for %} takes len() of the QuerySet (line 2), {{ b.author.name }} is line 3.
-    assert evaluation.trigger == "len"
+    # {% for %} (line 2) loops over the QuerySet: the len() it takes first is named
+    # iteration; {{ b.author.name }} is line 3.
+    assert evaluation.trigger == "iteration"
     assert evaluation.template == ("testapp/n_plus_one.html", 2)
     assert [(o.trigger, o.detail, o.template) for o in related] == [
         ("related", "Book.author", ("testapp/n_plus_one.html", 3))

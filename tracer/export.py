@@ -209,6 +209,7 @@ def _queryset_stage(operation: Operation) -> dict[str, Any] | None:
         ],
         "build_ms": _ms(sum(call.duration_ns for call in calls)),
         "trigger": operation.trigger,
+        "trigger_detail": operation.detail,
         "trigger_location": _frame(location),
         "prefetch_lookups": [
             lookup

@@ -36,6 +36,7 @@ from django.db.models.fields.related_descriptors import (
 from django.db.models.manager import BaseManager
 from django.db.models.query import QuerySet, RawQuerySet
 from django.db.models.query_utils import DeferredAttribute
+from django.template.defaulttags import ForNode
 
 from tracer import recorder, stacks
 from tracer.recorder import active_trace
@@ -315,7 +316,10 @@ def _trigger(trigger: str, method: str, original: Callable[..., Any]) -> Callabl
         trace = active_trace()
         if trace is None or (cached_noop and self._result_cache is not None):
             return original(self, *args, **kwargs)
-        return _run(trace, trigger, method, original, self, args, kwargs, self)
+        name = trigger
+        if name == "len" and _getframe(1).f_code is _FOR_NODE_RENDER:
+            name = "iteration"  # {% for %} calls len() before it loops
+        return _run(trace, name, method, original, self, args, kwargs, self)
 
     return wrapper
 
@@ -690,6 +694,7 @@ def _hydrated(trace: Trace, first: int, iterable_class: type, begin: int, busy: 
 # Installation ------------------------------------------------------------------------
 
 _DEFERRED_GET = DeferredAttribute.__get__.__code__
+_FOR_NODE_RENDER = ForNode.render.__code__
 _FETCH_ALL = QuerySet._fetch_all.__code__
 
 
