@@ -962,10 +962,18 @@ def test_stack_capture_failure_never_breaks_the_query(monkeypatch):
 
     monkeypatch.setattr(stacks, "capture", broken)
     before = recorder.failures()
-    with tracer.capture():
+    with tracer.capture() as trace:
         result = [b.title for b in Book.objects.filter(price__lt=10).order_by("title")]
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")
+            assert cursor.fetchone() == (1,)
 
     assert result == expected == ["One", "Two"]
+    # Both statements are kept, without a location.
+    orm, raw = trace.statements
+    assert orm.sql.startswith('SELECT "demo_app_book"."id"')
+    assert (raw.sql, raw.rows_fetched, raw.stack) == ("SELECT 1", 1, None)
+    assert [s["location"] for s in trace.to_dict()["statements"]] == [None, None]
     assert recorder.failures() > before
 
 

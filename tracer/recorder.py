@@ -136,8 +136,11 @@ def begin_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> 
         if origin is not None:
             statement.stack, statement.template = origin[1], origin[2]
         else:
-            stack, statement.template = stacks.capture(sys._getframe(1))
-            statement.stack = intern_stack(trace, stack)
+            try:
+                stack, statement.template = stacks.capture(sys._getframe(1))
+                statement.stack = intern_stack(trace, stack)
+            except Exception:  # keep the statement, without its location
+                note_failure()
     statements.append(statement)
     return statement
 
