@@ -183,27 +183,17 @@ def _chain(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         if active_trace() is None:
             return original(self, *args, **kwargs)
         try:
-            frame: Any = _getframe(1)
-            code = frame.f_code
-            if code is _MANAGER_METHOD:
-                frame = frame.f_back
-                code = frame.f_code
-            internal = _internal_code.get(code.co_filename)
-            if internal is None:
-                internal = is_orm_internal(code)
+            frame = _caller(1)
+            internal = is_orm_internal(frame.f_code)
         except Exception:
             recorder.note_failure()
             return original(self, *args, **kwargs)
-        if internal:
-            # The ORM building on a QuerySet (get() filtering, a related manager
-            # applying its filter): same lineage, no call of the user's.
+        if internal:  # not the user's call: not timed
             result = original(self, *args, **kwargs)
-            parent = self._tracer_lineage
-            if parent is not None and result is not self:
-                try:
-                    result._tracer_lineage = parent
-                except Exception:
-                    recorder.note_failure()
+            try:
+                _inherit(self, result)
+            except Exception:
+                recorder.note_failure()
             return result
         start = perf_counter_ns()
         result = original(self, *args, **kwargs)
@@ -226,18 +216,28 @@ def _link(
     elapsed: int,
     frame: Any,
 ) -> None:
+    if is_orm_internal(frame.f_code):
+        _inherit(source, result)
+        return
     if result is source or not isinstance(result, (QuerySet, RawQuerySet)):
         return
-    parent = source._tracer_lineage
-    if is_orm_internal(frame.f_code):
-        # The ORM building on a QuerySet (get() filtering, a related manager
-        # applying its filter): same lineage, no call of the user's.
-        if parent is not None:
-            result._tracer_lineage = parent
-        return
     result._tracer_lineage = Call(
-        parent, name, args, flat(kwargs) if kwargs else None, frame.f_code, frame.f_lasti, elapsed
+        source._tracer_lineage,
+        name,
+        args,
+        flat(kwargs) if kwargs else None,
+        frame.f_code,
+        frame.f_lasti,
+        elapsed,
     )
+
+
+def _inherit(source: Any, result: Any) -> None:
+    """The ORM building on a QuerySet (get() filtering, a related manager applying
+    its filter): the result has the same lineage, no call of the user's."""
+    parent = source._tracer_lineage
+    if parent is not None and result is not source and isinstance(result, (QuerySet, RawQuerySet)):
+        result._tracer_lineage = parent
 
 
 def flat(kwargs: dict[str, Any]) -> tuple[Any, ...]:
@@ -285,24 +285,20 @@ def _get_queryset(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _manager(trace: Trace, manager: Any) -> Manager:
     instance = manager.__dict__.get("instance")
-    related = None
-    name = manager.name
     if instance is None:
         # A model's own managers are shared by every QuerySet they make: one
         # record each per trace.
-        key = (type(manager), name, manager.model)
+        key = (type(manager), manager.name, manager.model)
         known = trace._managers.get(key)
         if known is None:
-            known = trace._managers[key] = Manager(name, type(manager), manager.model)
+            known = trace._managers[key] = Manager(key[1], type(manager), manager.model)
         return known
-    if instance is not None:
-        accessor = getattr(manager, "prefetch_cache_name", None)
-        if accessor is None:
-            field = getattr(manager, "field", None)
-            accessor = field.remote_field.get_accessor_name() if field is not None else None
-        name = accessor
-        related = (instance._meta.label, accessor, instance.pk)
-    return Manager(name, type(manager), manager.model, related)
+    accessor = getattr(manager, "prefetch_cache_name", None)
+    if accessor is None:
+        field = getattr(manager, "field", None)
+        accessor = field.remote_field.get_accessor_name() if field is not None else None
+    related = (instance._meta.label, accessor, instance.pk)
+    return Manager(accessor, type(manager), manager.model, related)
 
 
 # Operations --------------------------------------------------------------------------
@@ -350,9 +346,7 @@ def _run(
 ) -> Any:
     """Call ``original`` inside a new operation, or inside the running one when the
     ORM itself fires this trigger as part of it."""
-    frame: Any = _getframe(2)
-    if frame.f_code is _MANAGER_METHOD:
-        frame = frame.f_back
+    frame = _caller(2)
     parent = recorder._operation.get()
     if parent is not None and is_orm_internal(frame.f_code):
         if queryset is not None and parent.queryset_class is None:

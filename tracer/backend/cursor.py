@@ -100,13 +100,7 @@ class TracedCursorMixin:
                 failed(statement, start, exc)
             raise
         if statement is not None:
-            # done(), inlined: this runs for every statement.
-            statement.duration_ns = perf_counter_ns() - start
-            statement.start_ns = start
-            try:
-                statement.rowcount = self.cursor.rowcount
-            except Exception:
-                recorder.note_failure()
+            done(statement, start, self.cursor)
         return result
 
     # Fetches take a fast path when nothing records (one frame, as plain Django).
