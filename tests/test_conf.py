@@ -18,6 +18,9 @@ def test_defaults():
         hard_cap=10000,
         store_traces=100,
         store_bytes=50_000_000,
+        slow_ms=100,
+        n_plus_one_min=2,
+        redact_columns=("password", "token", "secret", "key"),
     )
 
 
@@ -41,3 +44,21 @@ def test_caps_and_paths_are_checked():
         "TRACER['LIBRARY_PATHS'] must be a list of paths or None, not '/usr'. "
         "TRACER['SOFT_CAP'] (50) must not exceed TRACER['HARD_CAP'] (10)."
     )
+
+
+@override_settings(TRACER={"SLOW_MS": -1, "N_PLUS_ONE_MIN": 0, "REDACT_COLUMNS": "password"})
+def test_analysis_settings_are_checked():
+    with pytest.raises(ImproperlyConfigured) as info:
+        get_config()
+    assert str(info.value) == (
+        "TRACER['N_PLUS_ONE_MIN'] must be a positive integer, not 0. "
+        "TRACER['SLOW_MS'] must be a number of milliseconds >= 0, not -1. "
+        "TRACER['REDACT_COLUMNS'] must be a list of non-empty strings "
+        "(parts of column names), not 'password'."
+    )
+
+
+@override_settings(TRACER={"SLOW_MS": 2.5, "REDACT_COLUMNS": ["PIN", "Api_Key"]})
+def test_redacted_columns_are_lowercased():
+    config = get_config()
+    assert (config.slow_ms, config.redact_columns) == (2.5, ("pin", "api_key"))

@@ -34,6 +34,13 @@ DEFAULTS: dict[str, Any] = {
     # many bytes (SQL text, params and records, estimated).
     "STORE_TRACES": 100,
     "STORE_BYTES": 50_000_000,
+    # Analysis: a statement slower than this (execute plus fetch, in ms) is slow.
+    "SLOW_MS": 100,
+    # Analysis: related accesses from one call site that make an N+1 (at least).
+    "N_PLUS_ONE_MIN": 2,
+    # Display and export: values of columns whose names contain one of these
+    # (case-insensitive) are shown as "********".
+    "REDACT_COLUMNS": ("password", "token", "secret", "key"),
 }
 
 _POSITIVE_INTS = (
@@ -44,6 +51,7 @@ _POSITIVE_INTS = (
     "HARD_CAP",
     "STORE_TRACES",
     "STORE_BYTES",
+    "N_PLUS_ONE_MIN",
 )
 
 
@@ -58,6 +66,9 @@ class Config:
     hard_cap: int = DEFAULTS["HARD_CAP"]
     store_traces: int = DEFAULTS["STORE_TRACES"]
     store_bytes: int = DEFAULTS["STORE_BYTES"]
+    slow_ms: float = DEFAULTS["SLOW_MS"]
+    n_plus_one_min: int = DEFAULTS["N_PLUS_ONE_MIN"]
+    redact_columns: tuple[str, ...] = DEFAULTS["REDACT_COLUMNS"]
 
 
 def config_problems(value: Any) -> list[str]:
@@ -85,6 +96,19 @@ def config_problems(value: Any) -> list[str]:
         or not all(isinstance(p, str) for p in paths)
     ):
         problems.append(f"TRACER['LIBRARY_PATHS'] must be a list of paths or None, not {paths!r}.")
+    slow = value.get("SLOW_MS", DEFAULTS["SLOW_MS"])
+    if not isinstance(slow, (int, float)) or isinstance(slow, bool) or slow < 0:
+        problems.append(f"TRACER['SLOW_MS'] must be a number of milliseconds >= 0, not {slow!r}.")
+    redact = value.get("REDACT_COLUMNS", DEFAULTS["REDACT_COLUMNS"])
+    if (
+        isinstance(redact, str)
+        or not isinstance(redact, (list, tuple))
+        or not all(isinstance(p, str) and p for p in redact)
+    ):
+        problems.append(
+            "TRACER['REDACT_COLUMNS'] must be a list of non-empty strings "
+            f"(parts of column names), not {redact!r}."
+        )
     soft, hard = (
         value.get("SOFT_CAP", DEFAULTS["SOFT_CAP"]),
         value.get("HARD_CAP", DEFAULTS["HARD_CAP"]),
@@ -114,6 +138,9 @@ def get_config() -> Config:
         hard_cap=merged["HARD_CAP"],
         store_traces=merged["STORE_TRACES"],
         store_bytes=merged["STORE_BYTES"],
+        slow_ms=merged["SLOW_MS"],
+        n_plus_one_min=merged["N_PLUS_ONE_MIN"],
+        redact_columns=tuple(p.lower() for p in merged["REDACT_COLUMNS"]),
     )
 
 
