@@ -67,7 +67,7 @@ VARIANTS: dict[str, Callable[[], Any]] = {
         _trigger=lambda trigger, method, original: original,
         _model_trigger=lambda trigger, original: original,
     ),
-    "no hydration": lambda: reinstalled(_iterable_iter=lambda original: original),
+    "no hydration": lambda: reinstalled(_iterable_iter=lambda original, instances=False: original),
     "no compile records": lambda: swapped(
         compiler.TracedCompilerMixin, "execute_sql", passthrough_compile
     ),

@@ -45,6 +45,8 @@ OPERATION_KEYS = [
     "start_ms",
     "duration_ms",
     "error",
+    "loaded_by",
+    "instance_pk",
 ]
 EVENT_KEYS = ["alias", "vendor", "kind", "start_ms", "duration_ms", "error"]
 STATEMENT_KEYS = [

@@ -331,7 +331,13 @@ def _operation_dict(operation: Operation, index: dict[int, int], origin: int) ->
         "start_ms": _ms(operation.start_ns - origin),
         "duration_ms": _ms(operation.duration_ns),
         "error": _error(operation.error),
+        "loaded_by": _loaded_by(operation.loaded_by, index),
+        "instance_pk": value(operation.instance_pk),
     }
+
+
+def _loaded_by(operation: Operation | None, index: dict[int, int]) -> int | None:
+    return None if operation is None else index.get(id(operation))
 
 
 def _event_dict(event: Event, origin: int) -> dict[str, Any]:

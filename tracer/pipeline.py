@@ -42,6 +42,11 @@ from tracer import recorder, stacks
 from tracer.recorder import active_trace
 from tracer.trace import Call, Manager, Operation, Trace, describe_error
 
+#: The attribute of a model instance's ``_state`` naming the multi-row evaluation
+#: (an Operation) that loaded it, set only while recording: lazy loads on it are
+#: grouped by it to find N+1s. Pickling the instance drops it (Operation.__reduce__).
+LOADED_BY = "tracer_loaded_by"
+
 #: The attribute a QuerySet's lineage rides on. It has a class default (None), so
 #: that reading it never touches the instance's ``__dict__``: in CPython 3.11+ that
 #: turns the QuerySet's inline attribute values into a dict, which slows down every
@@ -298,7 +303,9 @@ def _manager(trace: Trace, manager: Any) -> Manager:
         field = getattr(manager, "field", None)
         accessor = field.remote_field.get_accessor_name() if field is not None else None
     related = (instance._meta.label, accessor, instance.pk)
-    return Manager(accessor, type(manager), manager.model, related)
+    record = Manager(accessor, type(manager), manager.model, related)
+    record.loaded_by = getattr(instance._state, LOADED_BY, None)
+    return record
 
 
 # Operations --------------------------------------------------------------------------
@@ -326,12 +333,32 @@ def _model_trigger(trigger: str, original: Callable[..., Any]) -> Callable[..., 
         trace = active_trace()
         if trace is None:
             return original(self, *args, **kwargs)
-        name = trigger
         if trigger == "refresh_from_db" and _getframe(1).f_code is _DEFERRED_GET:
-            name = "deferred"
-        return _run(trace, name, trigger, original, self, args, kwargs, None)
+            return _deferred(trace, original, self, kwargs)
+        return _run(trace, trigger, trigger, original, self, args, kwargs, None)
 
     return wrapper
+
+
+def _deferred(trace: Trace, original: Any, instance: Any, kwargs: dict[str, Any]) -> Any:
+    """A deferred field loading on first access: DeferredAttribute.__get__ calls
+    ``instance.refresh_from_db(fields=[name])``."""
+    try:
+        operation = _start(trace, "deferred", recorder._operation.get(), _getframe(2))
+        operation.model = type(instance)
+        fields = kwargs.get("fields")
+        operation.detail = f"{type(instance).__name__}.{fields[0]}" if fields else None
+        _loaded(operation, instance)
+    except Exception:
+        recorder.note_failure()
+        return original(instance, **kwargs)
+    return _inside(operation, original, instance, (), kwargs)
+
+
+def _loaded(operation: Operation, instance: Any) -> None:
+    """Which evaluation loaded the instance a lazy load runs for (N+1 detection)."""
+    operation.loaded_by = getattr(instance._state, LOADED_BY, None)
+    operation.instance_pk = instance.pk
 
 
 def _run(
@@ -498,6 +525,7 @@ def _related(
         operation = _start(trace, "related", parent, _getframe(3))
         operation.model = field.related_model
         operation.detail = f"{field.model.__name__}.{field.name}"
+        _loaded(operation, args[1])
     except Exception:
         recorder.note_failure()
         return original(*args)
@@ -626,7 +654,7 @@ def _aiterator(original: Callable[..., Any]) -> Callable[..., Any]:
 # code runs between rows, so each step is.
 
 
-def _iterable_iter(original: Callable[..., Any]) -> Callable[..., Any]:
+def _iterable_iter(original: Callable[..., Any], instances: bool = False) -> Callable[..., Any]:
     @functools.wraps(original)
     def __iter__(self: Any) -> Any:
         trace = active_trace()
@@ -640,11 +668,28 @@ def _iterable_iter(original: Callable[..., Any]) -> Callable[..., Any]:
                 rows = list(original(self))
             finally:
                 _hydrated(trace, first, type(self), start, perf_counter_ns() - start)
+            if instances and rows:
+                _stamp(rows)
             return iter(rows)
         # Not every __iter__ is a generator: ValuesListIterable's runs the SQL now.
         return _hydrating_steps(iter(original(self)), trace, type(self), first, start)
 
     return __iter__
+
+
+def _stamp(instances: list[Any]) -> None:
+    """Mark instances of a multi-row evaluation with the operation that loaded them,
+    so that lazy loads on them can be traced back to it (N+1 detection). An instance
+    a lazy load brought (``book.author``) is marked too: loads on it lead back, through
+    that one, to the books' evaluation."""
+    operation = recorder._operation.get()
+    if operation is None or (len(instances) == 1 and operation.trigger != "related"):
+        return
+    try:
+        for instance in instances:
+            instance._state.tracer_loaded_by = operation
+    except Exception:
+        recorder.note_failure()
 
 
 def _hydrating_steps(rows: Any, trace: Trace, iterable_class: type, first: int, begin: int) -> Any:
@@ -742,7 +787,9 @@ def install() -> None:
             query.NamedValuesListIterable,
             query.FlatValuesListIterable,
         ):
-            _patch(iterable, "__iter__", _iterable_iter(iterable.__dict__["__iter__"]))
+            original = iterable.__dict__["__iter__"]
+            instances = iterable is query.ModelIterable
+            _patch(iterable, "__iter__", _iterable_iter(original, instances))
         _patch(query, "prefetch_one_level", _prefetch_one_level(query.prefetch_one_level))
         _installed = True
 

@@ -169,7 +169,7 @@ class Manager:
     name, instance pk)``.
     """
 
-    __slots__ = ("name", "manager_class", "model", "related")
+    __slots__ = ("name", "manager_class", "model", "related", "loaded_by")
 
     def __init__(
         self, name: str | None, manager_class: type, model: Any, related: Any = None
@@ -178,6 +178,9 @@ class Manager:
         self.manager_class = manager_class
         self.model = model
         self.related = related
+        #: For a related manager: the operation that loaded its instance, when that
+        #: was a multi-row evaluation recorded in a trace (see Operation.loaded_by).
+        self.loaded_by: Operation | None = None
 
     def __reduce__(self) -> Any:
         return (_dropped, ())
@@ -218,6 +221,8 @@ class Operation:
         "start_ns",
         "end_ns",
         "error",
+        "loaded_by",
+        "instance_pk",
     )
 
     def __init__(
@@ -252,10 +257,23 @@ class Operation:
         self.start_ns = start_ns
         self.end_ns: int | None = None
         self.error: tuple[str, str] | None = None
+        #: For a lazy load on one instance ("related", "deferred"): the multi-row
+        #: evaluation that loaded the instance, if recorded (it may belong to an
+        #: earlier trace), and the instance's pk. N+1 detection groups by them.
+        self.loaded_by: Operation | None = None
+        self.instance_pk: Any = None
 
     @property
     def duration_ns(self) -> int | None:
         return None if self.end_ns is None else self.end_ns - self.start_ns
+
+    # Operations are stamped on the model instances they load (their ``_state``):
+    # pickling such an instance drops the stamp; copying it shares the stamp.
+    def __reduce__(self) -> Any:
+        return (_dropped, ())
+
+    def __deepcopy__(self, memo: Any) -> Operation:
+        return self
 
     def __repr__(self) -> str:
         model = getattr(self.model, "__name__", None)
