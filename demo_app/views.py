@@ -9,6 +9,7 @@ from django.template.loader import render_to_string
 
 import tracer
 from demo_app.models import Book
+from tracer.analysis.nplusone import n_plus_ones
 
 PAGES = [
     (
@@ -45,5 +46,7 @@ def _books(
     with tracer.capture(request.path) as trace:
         book_list = render_to_string("demo_app/book_list.html", {"books": books()})
     return render(
-        request, "demo_app/books.html", {"book_list": book_list, "page": page, "trace": trace}
+        request,
+        "demo_app/books.html",
+        {"book_list": book_list, "page": page, "trace": trace, "n_plus_ones": n_plus_ones(trace)},
     )

@@ -9,6 +9,7 @@ from django.core.management import call_command
 from django.test import override_settings
 
 from demo_app.models import Author, Book, Review
+from tracer.testing import assert_max_queries, assert_no_n_plus_one
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("demo_app.urls")]
 
@@ -59,3 +60,29 @@ def test_pages_show_where_each_statement_came_from(client):
         "demo_app/book_list.html:4",
     )
     assert where[1:] == [("related", "Book.author", "demo_app/book_list.html:5")] * 50
+
+
+def test_the_n_plus_one_page_says_what_it_is_and_how_to_fix_it(client):
+    call_command("seed", stdout=None)
+    with pytest.raises(AssertionError) as info:
+        with assert_no_n_plus_one():
+            html = client.get("/books/n-plus-one/").content.decode()
+    assert str(info.value).startswith(
+        "1 N+1 found:\n- 50 queries (a foreign key or one-to-one loaded for each instance: "
+        "Book.author) for 50 instances at demo_app/book_list.html:5, loaded at "
+        "demo_app/book_list.html:4 by Book.objects.order_by('title')[:50]. Join them into "
+        "the query that loads the instances: add .select_related('author').\n"
+        "  Fix: Book.objects.order_by('title').select_related('author')[:50]\n"
+    )
+    assert "<strong>N+1: Book.author</strong>, 50 queries for 50 instances" in html
+    assert (
+        "Fix: <code>Book.objects.order_by(&#x27;title&#x27;).select_related(&#x27;author&#x27;)"
+        "[:50]</code>" in html
+    )
+
+
+def test_the_fixed_page_keeps_its_budget(client):
+    call_command("seed", stdout=None)
+    with assert_max_queries(1), assert_no_n_plus_one():
+        html = client.get("/books/select-related/").content.decode()
+    assert "N+1" not in html
