@@ -42,11 +42,6 @@ from tracer import recorder, stacks
 from tracer.recorder import active_trace
 from tracer.trace import Call, Manager, Operation, Trace, describe_error
 
-#: The attribute of a model instance's ``_state`` naming the multi-row evaluation
-#: (an Operation) that loaded it, set only while recording: lazy loads on it are
-#: grouped by it to find N+1s. Pickling the instance drops it (Operation.__reduce__).
-LOADED_BY = "tracer_loaded_by"
-
 #: The attribute a QuerySet's lineage rides on. It has a class default (None), so
 #: that reading it never touches the instance's ``__dict__``: in CPython 3.11+ that
 #: turns the QuerySet's inline attribute values into a dict, which slows down every
@@ -304,7 +299,7 @@ def _manager(trace: Trace, manager: Any) -> Manager:
         accessor = field.remote_field.get_accessor_name() if field is not None else None
     related = (instance._meta.label, accessor, instance.pk)
     record = Manager(accessor, type(manager), manager.model, related)
-    record.loaded_by = getattr(instance._state, LOADED_BY, None)
+    record.loaded_by = recorder.loaded_by(trace, instance)
     return record
 
 
@@ -348,16 +343,16 @@ def _deferred(trace: Trace, original: Any, instance: Any, kwargs: dict[str, Any]
         operation.model = type(instance)
         fields = kwargs.get("fields")
         operation.detail = f"{type(instance).__name__}.{fields[0]}" if fields else None
-        _loaded(operation, instance)
+        _loaded(trace, operation, instance)
     except Exception:
         recorder.note_failure()
         return original(instance, **kwargs)
     return _inside(operation, original, instance, (), kwargs)
 
 
-def _loaded(operation: Operation, instance: Any) -> None:
+def _loaded(trace: Trace, operation: Operation, instance: Any) -> None:
     """Which evaluation loaded the instance a lazy load runs for (N+1 detection)."""
-    operation.loaded_by = getattr(instance._state, LOADED_BY, None)
+    operation.loaded_by = recorder.loaded_by(trace, instance)
     operation.instance_pk = instance.pk
 
 
@@ -525,7 +520,7 @@ def _related(
         operation = _start(trace, "related", parent, _getframe(3))
         operation.model = field.related_model
         operation.detail = f"{field.model.__name__}.{field.name}"
-        _loaded(operation, args[1])
+        _loaded(trace, operation, args[1])
     except Exception:
         recorder.note_failure()
         return original(*args)
@@ -669,7 +664,7 @@ def _iterable_iter(original: Callable[..., Any], instances: bool = False) -> Cal
             finally:
                 _hydrated(trace, first, type(self), start, perf_counter_ns() - start)
             if instances and rows:
-                _stamp(rows)
+                _hold(trace, rows)
             return iter(rows)
         # Not every __iter__ is a generator: ValuesListIterable's runs the SQL now.
         return _hydrating_steps(iter(original(self)), trace, type(self), first, start)
@@ -677,17 +672,15 @@ def _iterable_iter(original: Callable[..., Any], instances: bool = False) -> Cal
     return __iter__
 
 
-def _stamp(instances: list[Any]) -> None:
-    """Mark instances of a multi-row evaluation with the operation that loaded them,
-    so that lazy loads on them can be traced back to it (N+1 detection). An instance
-    a lazy load brought (``book.author``) is marked too: loads on it lead back, through
-    that one, to the books' evaluation."""
+def _hold(trace: Trace, instances: list[Any]) -> None:
+    """Let lazy loads on these instances find the evaluation that loaded them (N+1
+    detection): a multi-row evaluation, or a lazy load (``book.author``), through
+    which loads on its instance lead back to the books' evaluation."""
     operation = recorder._operation.get()
     if operation is None or (len(instances) == 1 and operation.trigger != "related"):
         return
     try:
-        for instance in instances:
-            instance._state.tracer_loaded_by = operation
+        recorder.hold(trace, operation, instances)
     except Exception:
         recorder.note_failure()
 

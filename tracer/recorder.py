@@ -179,6 +179,36 @@ def intern_stack(trace: Trace, stack: Any) -> Any:
     return stack
 
 
+#: Model instances a trace holds at most for N+1 detection (see ``hold``).
+HOLD_MAX = 20_000
+
+
+def hold(trace: Trace, operation: Operation, instances: list[Any]) -> None:
+    """Keep the instances an evaluation loaded until the trace finishes, so that a
+    lazy load on one of them can name the evaluation (``loaded_by``). One reference
+    per evaluation; the index by instance is built only when a lazy load asks."""
+    if trace._held + len(instances) > HOLD_MAX or trace.end_ns is not None:
+        return
+    trace._held += len(instances)
+    operation.rows = instances
+    trace._holding.append(operation)
+
+
+def loaded_by(trace: Trace, instance: Any) -> Operation | None:
+    """The evaluation in ``trace`` that loaded ``instance``, if it holds it.
+
+    The held lists keep their instances alive, so an id found in the index is the
+    instance itself, not a later object at a reused address."""
+    holding = trace._holding
+    if trace._indexed < len(holding):
+        index = trace._loaded
+        for operation in holding[trace._indexed :]:
+            for row in operation.rows or ():
+                index[id(row)] = operation
+        trace._indexed = len(holding)
+    return trace._loaded.get(id(instance))
+
+
 def capture_allowed(trace: Trace) -> bool:
     """Whether new stacks may be kept (below SOFT_CAP). The statements that run
     without one are counted as they are recorded."""

@@ -178,8 +178,8 @@ class Manager:
         self.manager_class = manager_class
         self.model = model
         self.related = related
-        #: For a related manager: the operation that loaded its instance, when that
-        #: was a multi-row evaluation recorded in a trace (see Operation.loaded_by).
+        #: For a related manager: the evaluation in the trace that loaded its
+        #: instance, if any (see Operation.loaded_by).
         self.loaded_by: Operation | None = None
 
     def __reduce__(self) -> Any:
@@ -223,6 +223,7 @@ class Operation:
         "error",
         "loaded_by",
         "instance_pk",
+        "rows",
     )
 
     def __init__(
@@ -257,23 +258,19 @@ class Operation:
         self.start_ns = start_ns
         self.end_ns: int | None = None
         self.error: tuple[str, str] | None = None
-        #: For a lazy load on one instance ("related", "deferred"): the multi-row
-        #: evaluation that loaded the instance, if recorded (it may belong to an
-        #: earlier trace), and the instance's pk. N+1 detection groups by them.
+        #: For a lazy load on one instance ("related", "deferred"): the evaluation
+        #: in this trace that loaded the instance (None if another trace did), and
+        #: the instance's pk. N+1 detection groups lazy loads by them.
         self.loaded_by: Operation | None = None
         self.instance_pk: Any = None
+        #: While the trace records: the model instances this evaluation loaded, so
+        #: that lazy loads on them can find it (see recorder.loaded_by). Released
+        #: when the trace finishes: a finished trace holds none of your objects.
+        self.rows: list[Any] | None = None
 
     @property
     def duration_ns(self) -> int | None:
         return None if self.end_ns is None else self.end_ns - self.start_ns
-
-    # Operations are stamped on the model instances they load (their ``_state``):
-    # pickling such an instance drops the stamp; copying it shares the stamp.
-    def __reduce__(self) -> Any:
-        return (_dropped, ())
-
-    def __deepcopy__(self, memo: Any) -> Operation:
-        return self
 
     def __repr__(self) -> str:
         model = getattr(self.model, "__name__", None)
@@ -394,6 +391,12 @@ class Trace:
         # recorder.intern_stack).
         self._stacks: dict[tuple[int, int], list[Stack]] = {}
         self._managers: dict[tuple[Any, ...], Manager] = {}
+        # Evaluations holding their instances (Operation.rows) until finish(), how
+        # many instances in all, and id(instance) -> evaluation for those indexed.
+        self._holding: list[Operation] = []
+        self._held = 0
+        self._indexed = 0
+        self._loaded: dict[int, Operation] = {}
 
     @property
     def id(self) -> str:
@@ -440,6 +443,11 @@ class Trace:
     def finish(self) -> None:
         if self.end_ns is None:
             self.end_ns = time.perf_counter_ns()
+        for operation in self._holding:
+            operation.rows = None
+        self._holding = []
+        self._indexed = 0
+        self._loaded = {}
 
     def __repr__(self) -> str:
         return f"<Trace {self.label!r} statements={len(self.statements)}>"

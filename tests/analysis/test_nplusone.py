@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime
-import pickle
+import gc
 import sys
+import weakref
 from decimal import Decimal
 from typing import Any
 
@@ -14,8 +15,8 @@ from django.template import engines
 
 import tracer
 from demo_app.models import Author, Book, Publisher, Review, Tag
+from tracer import recorder
 from tracer.analysis.nplusone import NPlusOne, n_plus_ones
-from tracer.pipeline import LOADED_BY
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -331,19 +332,27 @@ def test_the_same_get_repeated_is_a_duplicate_not_an_n_plus_one(shelf):
 # The instance stamp ------------------------------------------------------------------------
 
 
-def test_stamped_instances_pickle_without_the_stamp(shelf):
-    with tracer.capture():
+def test_a_finished_trace_holds_none_of_the_instances(shelf):
+    with tracer.capture() as trace:
         books = list(Book.objects.order_by("id"))
+        assert trace.operations[0].rows == books  # held while recording
+    assert trace.operations[0].rows is None
+    assert (trace._holding, trace._loaded) == ([], {})
+    book = weakref.ref(books[0])
+    del books
+    gc.collect()
+    assert book() is None
 
-    assert getattr(books[0]._state, LOADED_BY).trigger == "iteration"
-    copy = pickle.loads(pickle.dumps(books[0]))
-    assert copy == books[0]
-    assert getattr(copy._state, LOADED_BY) is None
 
+def test_instances_held_at_most_hold_max(shelf, monkeypatch):
+    monkeypatch.setattr(recorder, "HOLD_MAX", 4)
+    with tracer.capture() as trace:
+        for book in Book.objects.order_by("id"):
+            book.author.name  # noqa: B018
 
-def test_instances_are_not_stamped_outside_a_trace(shelf):
-    books = list(Book.objects.order_by("id"))
-    assert not hasattr(books[0]._state, LOADED_BY)
+    found = only(n_plus_ones(trace))
+    assert (found.queries, found.loaded_at, found.fix) == (5, None, ".select_related('author')")
+    assert trace.operations[0].rows is None
 
 
 def test_loads_on_instances_of_an_earlier_trace_still_group(shelf):

@@ -44,7 +44,7 @@ class Group:
 
 def similar(trace: Trace, minimum: int = 2) -> list[Group]:
     """Groups of statements with one fingerprint, at least ``minimum`` each, the
-    largest (then the slowest) first."""
+    largest first, then in the order they ran."""
     return _grouped(trace, lambda s: fingerprint(s.sql), minimum)
 
 
@@ -87,7 +87,7 @@ def _grouped(
         group.duration_ns += (statement.duration_ns or 0) + statement.fetch_ns
         group.locations[location_of(statement)] += 1
     found = [group for group in groups.values() if group.count >= minimum]
-    found.sort(key=lambda group: (-group.count, -group.duration_ns, group.indexes[0]))
+    found.sort(key=lambda group: (-group.count, group.indexes[0]))
     return found
 
 

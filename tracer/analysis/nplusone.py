@@ -73,7 +73,8 @@ class NPlusOne:
 
 
 def n_plus_ones(trace: Trace, minimum: int | None = None) -> list[NPlusOne]:
-    """The N+1s of a recorded trace, those with the most queries first.
+    """The N+1s of a recorded trace, those with the most queries first, then in the
+    order they started.
 
     ``minimum`` is the number of distinct instances (or distinct ``.get()``
     arguments) that makes one; by default ``TRACER["N_PLUS_ONE_MIN"]``.
@@ -116,7 +117,9 @@ def n_plus_ones(trace: Trace, minimum: int | None = None) -> list[NPlusOne]:
         for group in groups.values()
         if len(group.instances) >= minimum
     ]
-    found.sort(key=lambda n: (-n.queries, -n.duration_ns, n.operations[0]))
+    # Most queries first, then in the order they happened (not by time: the order
+    # must not change from one run to the next).
+    found.sort(key=lambda n: (-n.queries, n.operations[0]))
     return found
 
 
