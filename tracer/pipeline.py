@@ -261,6 +261,7 @@ def _getitem(original: Callable[..., Any]) -> Callable[..., Any]:
                 recorder.note_failure()
             return result
         if self._result_cache is not None:
+            _touch(self)
             return original(self, k)
         return _run(trace, "index", "__getitem__", original, self, (k,), {}, self)
 
@@ -300,7 +301,23 @@ def _manager(trace: Trace, manager: Any) -> Manager:
     related = (instance._meta.label, accessor, instance.pk)
     record = Manager(accessor, type(manager), manager.model, related)
     record.loaded_by = recorder.loaded_by(trace, instance)
+    operation = recorder._operation.get()
+    if operation is not None and operation.trigger == "prefetch":
+        # The QuerySet this prefetch stores on the instance: reading it marks the
+        # prefetch used (see _touch).
+        record.prefetch = operation
+        if operation.used is None:
+            operation.used = False
     return record
+
+
+def _touch(queryset: Any) -> None:
+    """Your code read a QuerySet's cached results: if a prefetch stored them, it
+    was used. (Reads by the ORM itself, a nested prefetch walking them, don't count.)"""
+    lineage = queryset._tracer_lineage
+    if type(lineage) is Manager and lineage.prefetch is not None:
+        if not is_orm_internal(_caller(2).f_code):
+            lineage.prefetch.used = True
 
 
 # Operations --------------------------------------------------------------------------
@@ -312,8 +329,12 @@ def _trigger(trigger: str, method: str, original: Callable[..., Any]) -> Callabl
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
         trace = active_trace()
-        if trace is None or (cached_noop and self._result_cache is not None):
+        if trace is None:
             return original(self, *args, **kwargs)
+        if self._result_cache is not None:
+            _touch(self)
+            if cached_noop:
+                return original(self, *args, **kwargs)
         name = trigger
         if name == "len" and _getframe(1).f_code is _FOR_NODE_RENDER:
             name = "iteration"  # {% for %} calls len() before it loops
@@ -537,7 +558,8 @@ def _prefetch_one_level(original: Callable[..., Any]) -> Callable[..., Any]:
         parent = recorder._operation.get()
         try:
             operation = _start(trace, "prefetch", parent, _getframe(1))
-            operation.detail = lookup.prefetch_through
+            # The path up to this level: "books", then "books__tags".
+            operation.detail = lookup.get_current_prefetch_to(level)
         except Exception:
             recorder.note_failure()
             return original(instances, prefetcher, lookup, level)

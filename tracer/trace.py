@@ -169,7 +169,7 @@ class Manager:
     name, instance pk)``.
     """
 
-    __slots__ = ("name", "manager_class", "model", "related", "loaded_by")
+    __slots__ = ("name", "manager_class", "model", "related", "loaded_by", "prefetch")
 
     def __init__(
         self, name: str | None, manager_class: type, model: Any, related: Any = None
@@ -181,6 +181,8 @@ class Manager:
         #: For a related manager: the evaluation in the trace that loaded its
         #: instance, if any (see Operation.loaded_by).
         self.loaded_by: Operation | None = None
+        #: For the QuerySet a prefetch stored on an instance: that prefetch.
+        self.prefetch: Operation | None = None
 
     def __reduce__(self) -> Any:
         return (_dropped, ())
@@ -224,6 +226,7 @@ class Operation:
         "loaded_by",
         "instance_pk",
         "rows",
+        "used",
     )
 
     def __init__(
@@ -267,6 +270,9 @@ class Operation:
         #: that lazy loads on them can find it (see recorder.loaded_by). Released
         #: when the trace finishes: a finished trace holds none of your objects.
         self.rows: list[Any] | None = None
+        #: For a prefetch of a many-valued relation: whether your code read any of
+        #: the QuerySets it stored (None when that cannot be told).
+        self.used: bool | None = None
 
     @property
     def duration_ns(self) -> int | None:

@@ -364,3 +364,25 @@ def test_loads_on_instances_of_an_earlier_trace_still_group(shelf):
 
     found = only(n_plus_ones(trace))
     assert (found.queries, found.loaded_at, found.fix) == (5, None, ".select_related('author')")
+
+
+def test_one_to_one_both_ways():
+    from tests.testapp.models import Author as WriterModel
+    from tests.testapp.models import Profile
+
+    for name in ("Ann", "Bob", "Cy"):
+        Profile.objects.create(author=WriterModel.objects.create(name=name), bio=name)
+    with tracer.capture() as trace:
+        [writer.profile.bio for writer in WriterModel.objects.order_by("id")]
+        [profile.author.name for profile in Profile.objects.order_by("id")]
+
+    reverse, forward = n_plus_ones(trace)
+    assert (reverse.kind, reverse.relation, reverse.queries) == ("forward", "Author.profile", 3)
+    assert reverse.fixed_code == "Author.objects.order_by('id').select_related('profile')"
+    assert (forward.relation, forward.fix) == ("Profile.author", ".select_related('author')")
+    # The suggestion works: one query for the same answers.
+    with tracer.capture() as fixed:
+        bios = [
+            w.profile.bio for w in WriterModel.objects.order_by("id").select_related("profile")
+        ]
+    assert (bios, len(fixed.statements)) == (["Ann", "Bob", "Cy"], 1)

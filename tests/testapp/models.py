@@ -17,3 +17,10 @@ class Book(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class Profile(models.Model):
+    """A one-to-one on Author (``author.profile`` the other way)."""
+
+    author = models.OneToOneField(Author, on_delete=models.CASCADE, related_name="profile")
+    bio = models.TextField(default="")
