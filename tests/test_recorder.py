@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import threading
 from types import CodeType
+from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import connections, models
 from django.test import override_settings
+from django.test.utils import isolate_apps
 
 import tracer
 from tests.testapp.models import Author
 from tracer import recorder
+from tracer.store import get_store
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -173,3 +176,64 @@ def test_intern_stack_shares_equal_stacks_and_keeps_code_objects_apart():
     assert recorder.intern_stack(trace, again) is stack
     assert recorder.intern_stack(trace, other) is other
     assert recorder.intern_stack(trace, None) is None
+
+
+def test_suspended_keeps_statements_out_of_the_capture(alias):
+    with tracer.capture() as trace:
+        select(alias, 1)
+        with recorder.suspended():
+            select(alias, 2)
+            with tracer.capture() as inner:  # nested: merged into nothing kept
+                select(alias, 3)
+            list(Author.objects.using(alias).all())
+        select(alias, 4)
+    assert [s.params for s in trace.statements] == [[1], [4]]
+    assert trace.operations == []
+    assert [s.params for s in inner.statements] == [[3]]
+    assert get_store().get(inner.id) is None
+
+
+@override_settings(TRACER={"CAPTURE": "always"})
+def test_suspended_keeps_statements_out_of_always_traces():
+    select("default", 1)
+    ambient = recorder.active_trace()
+    assert ambient is not None
+    count = len(ambient.statements)
+    with recorder.suspended():
+        select("default", 2)
+        Author.objects.count()
+    select("default", 3)
+    assert recorder.active_trace() is ambient
+    assert [s.params for s in ambient.statements[count:]] == [[3]]
+
+
+def test_suspended_detaches_from_the_running_operation():
+    Author.objects.create(name="Ann")
+    seen = []
+
+    with isolate_apps("tests.testapp"):
+
+        class Probe(models.Model):
+            name = models.CharField(max_length=100)
+
+            class Meta:
+                app_label = "testapp"
+                db_table = "testapp_author"
+                managed = False
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                super().__init__(*args, **kwargs)
+                # Runs while the QuerySet's operation builds its instances.
+                with recorder.suspended():
+                    select("default", 9)
+                    seen.append(recorder.current_trace())
+
+    with tracer.capture() as trace:
+        list(Probe.objects.all())
+    [statement] = trace.statements
+    [operation] = trace.operations
+    assert statement.operation is operation and operation.index == 0
+    [suspended] = seen
+    assert suspended is not trace and suspended.label == "suspended"
+    [inside] = suspended.statements
+    assert (inside.params, inside.operation) == ([9], None)

@@ -98,6 +98,27 @@ def capture(label: str = "") -> Iterator[Trace]:
             _store(trace)
 
 
+@contextmanager
+def suspended() -> Iterator[None]:
+    """Keep what this thread or task runs inside the block out of every trace: the
+    tracer's own queries (EXPLAIN), which belong to no trace and no operation.
+
+    Inside, statements go to a throwaway trace (``current_trace()`` returns it) that
+    is never stored nor merged into an outer one; so the hot path needs no extra check.
+    """
+    current = _current.set(Trace("suspended"))
+    operation = _operation.set(None)
+    compiling = _compiling.set(None)
+    origin = _origin.set(None)
+    try:
+        yield
+    finally:
+        _origin.reset(origin)
+        _compiling.reset(compiling)
+        _operation.reset(operation)
+        _current.reset(current)
+
+
 def begin_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> Statement | None:
     """Record a statement about to run, or return None past the hard cap."""
     if _always is None:
