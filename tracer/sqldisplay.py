@@ -22,6 +22,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from functools import lru_cache
+from itertools import islice
 from typing import Any
 
 import sqlparse
@@ -84,22 +85,23 @@ def collapse(sql: str, keep: int = KEEP, limit: int = MAX_LENGTH) -> str:
     """
 
     def shorten(match: re.Match[str]) -> str:
+        text = match.group()
         if match.group("list") is not None:
             opening = match.group("open")
-            items = [m.group() for m in _ITEM.finditer(match.group(), len(opening))]
-            if len(items) <= keep:
-                return match.group()
-            closing = match.group()[-1]
-            more = len(items) - keep
-            return f"{opening}{', '.join(items[:keep])} /* ... {more:,} more */{closing}"
+            items = _ITEM.finditer(text, len(opening))
+            kept = [item.group() for item in islice(items, keep)]
+            more = sum(1 for _ in items)
+            if not more:
+                return text
+            return f"{opening}{', '.join(kept)} /* ... {more:,} more */{text[-1]}"
         if match.group("rows") is not None:
-            rows = [m.group() for m in _ROW_ITEM.finditer(match.group(), len("VALUES"))]
-            if len(rows) <= keep:
-                return match.group()
-            more = len(rows) - keep
-            kept = ", ".join(rows[:keep])
-            return f"{match.group()[: len('VALUES')]} {kept} /* ... {more:,} more rows */"
-        return match.group()
+            rows = _ROW_ITEM.finditer(text, len("VALUES"))
+            kept = [row.group() for row in islice(rows, keep)]
+            more = sum(1 for _ in rows)
+            if not more:
+                return text
+            return f"{text[: len('VALUES')]} {', '.join(kept)} /* ... {more:,} more rows */"
+        return text
 
     text = _COLLAPSE.sub(shorten, sql)
     if len(text) > limit:
