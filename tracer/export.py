@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from tracer import stacks
+from tracer.sqldisplay import MASK, redact_literals, redacted_params
 from tracer.trace import (
     SAME_AS_STATEMENT,
     Call,
@@ -124,8 +125,31 @@ def call_code(call: Call) -> str:
         return f" {_OPERATORS[call.name]} <{type(other).__name__}>"
     parts = [_repr(arg) for arg in call.args]
     kwargs = call.kwargs or ()
-    parts += [f"{kwargs[i]}={_repr(kwargs[i + 1])}" for i in range(0, len(kwargs), 2)]
+    parts += [
+        f"{kwargs[i]}={MASK_REPR if _secret_name(kwargs[i]) else _repr(kwargs[i + 1])}"
+        for i in range(0, len(kwargs), 2)
+    ]
     return f".{call.name}({', '.join(parts)})"
+
+
+MASK_REPR = repr(MASK)
+
+
+def _secret_name(name: Any) -> bool:
+    """Whether a lookup (``password``, ``user__api_key__in``) names a secret-looking
+    column, whose value is masked in the code shown."""
+    return isinstance(name, str) and any(part in name.lower() for part in _redact_columns())
+
+
+def _redact_columns() -> tuple[str, ...]:
+    try:
+        from tracer.conf import get_config
+
+        return get_config().redact_columns
+    except Exception:
+        from tracer.conf import DEFAULTS
+
+        return tuple(DEFAULTS["REDACT_COLUMNS"])
 
 
 def lineage_code(operation: Operation) -> str:
@@ -243,18 +267,48 @@ def _raw_state(statement: Statement) -> dict[str, Any]:
     return state
 
 
+def redacted(statement: Statement) -> Any:
+    """A statement's params with the values of secret-looking columns masked
+    (``TRACER["REDACT_COLUMNS"]``): what every display and export shows."""
+    params = statement.params
+    if statement.kind == "executemany" and isinstance(params, (list, tuple)):
+        return [_redacted(statement.sql, row, statement.vendor) for row in params]
+    return _redacted(statement.sql, params, statement.vendor)
+
+
+def _sql(sql: Any, vendor: str | None) -> str:
+    """SQL text as exported: literals of secret-looking columns masked (raw SQL
+    built with values in it)."""
+    if not isinstance(sql, str):
+        return _repr(sql)
+    try:
+        return redact_literals(sql, vendor=vendor)
+    except Exception:
+        return sql
+
+
+def _redacted(sql: Any, params: Any, vendor: str | None) -> Any:
+    if not isinstance(sql, str) or params is None or isinstance(params, str):
+        return params
+    try:
+        return redacted_params(sql, params, vendor=vendor)
+    except Exception:  # never show a value we could not check
+        return [MASK] * len(params) if isinstance(params, (list, tuple)) else MASK
+
+
 def _compiler_stage(compile: Compile | None) -> dict[str, Any] | None:
     if compile is None:
         return None
     produced = compile.sql
     if produced == SAME_AS_STATEMENT and compile.statement is not None:
         produced = (compile.statement.sql, compile.statement.params)
+    vendor = compile.statement.vendor if compile.statement is not None else None
     if isinstance(produced, tuple):
         sql: Any = produced[0]
-        params: Any = value(produced[1])
+        params: Any = value(_redacted(sql, produced[1], vendor))
     elif isinstance(produced, list):
         sql = [item[0] for item in produced]
-        params = [value(item[1]) for item in produced]
+        params = [value(_redacted(item[0], item[1], vendor)) for item in produced]
     else:
         sql, params = None, None
     return {
@@ -363,8 +417,8 @@ def _statement_dict(
         "alias": statement.alias,
         "vendor": statement.vendor,
         "kind": statement.kind,
-        "sql": statement.sql if isinstance(statement.sql, str) else _repr(statement.sql),
-        "params": value(statement.params),
+        "sql": _sql(statement.sql, statement.vendor),
+        "params": value(redacted(statement)),
         "start_ms": _ms(statement.start_ns - origin) if statement.start_ns else None,
         "location": _frame(stacks.location(stack)),
         "stack": _stack(stack),
