@@ -202,32 +202,57 @@ def intern_stack(trace: Trace, stack: Any) -> Any:
 
 #: Model instances a trace holds at most for N+1 detection (see ``hold``).
 HOLD_MAX = 20_000
+#: Evaluations held while no lazy load has used them: the most recent ones only, so
+#: that a loop over many pages does not keep every page's instances alive.
+HOLD_RECENT = 8
 
 
 def hold(trace: Trace, operation: Operation, instances: list[Any]) -> None:
-    """Keep the instances an evaluation loaded until the trace finishes, so that a
-    lazy load on one of them can name the evaluation (``loaded_by``). One reference
-    per evaluation; the index by instance is built only when a lazy load asks."""
+    """Keep the instances an evaluation loaded, so that a lazy load on one of them
+    can name the evaluation (``loaded_by``). One reference per evaluation; the index
+    by instance is built only when a lazy load asks.
+
+    The last HOLD_RECENT evaluations are held; one that a lazy load used stays held
+    (it is the loop's) until the trace finishes, up to HOLD_MAX instances in all."""
     if trace._held + len(instances) > HOLD_MAX or trace.end_ns is not None:
         return
     trace._held += len(instances)
     operation.rows = instances
-    trace._holding.append(operation)
+    recent = trace._recent
+    recent.append(operation)
+    if len(recent) > HOLD_RECENT:
+        _release(trace, recent.popleft())
+
+
+def _release(trace: Trace, operation: Operation) -> None:
+    rows = operation.rows or ()
+    trace._held -= len(rows)
+    if id(operation) in trace._indexed:
+        trace._indexed.discard(id(operation))
+        index = trace._loaded
+        for row in rows:
+            index.pop(id(row), None)
+    operation.rows = None
 
 
 def loaded_by(trace: Trace, instance: Any) -> Operation | None:
     """The evaluation in ``trace`` that loaded ``instance``, if it holds it.
 
-    The held lists keep their instances alive, so an id found in the index is the
-    instance itself, not a later object at a reused address."""
-    holding = trace._holding
-    if trace._indexed < len(holding):
-        index = trace._loaded
-        for operation in holding[trace._indexed :]:
+    Held lists keep their instances alive, and released ones leave the index, so an
+    id found in the index is the instance itself, not a later object at its address."""
+    index = trace._loaded
+    indexed = trace._indexed
+    for operation in trace._recent:
+        if id(operation) not in indexed:
+            indexed.add(id(operation))
             for row in operation.rows or ():
                 index[id(row)] = operation
-        trace._indexed = len(holding)
-    return trace._loaded.get(id(instance))
+    found = index.get(id(instance))
+    if found is not None and found.rows is not None and found in trace._recent:
+        # Used by a lazy load: the loop's evaluation, held until the trace ends.
+        trace._recent.remove(found)
+        trace._pinned.append(found)
+    return found
 
 
 def capture_allowed(trace: Trace) -> bool:

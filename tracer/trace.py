@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections import deque
 from typing import Any
 
 #: The params of an ``executemany`` whose ``param_list`` was an iterator: the driver
@@ -397,11 +398,13 @@ class Trace:
         # recorder.intern_stack).
         self._stacks: dict[tuple[int, int], list[Stack]] = {}
         self._managers: dict[tuple[Any, ...], Manager] = {}
-        # Evaluations holding their instances (Operation.rows) until finish(), how
-        # many instances in all, and id(instance) -> evaluation for those indexed.
-        self._holding: list[Operation] = []
+        # Evaluations holding their instances (Operation.rows): the recent ones and
+        # those a lazy load used; how many instances in all; id(instance) ->
+        # evaluation for the indexed ones (see recorder.hold).
+        self._recent: deque[Operation] = deque()
+        self._pinned: list[Operation] = []
         self._held = 0
-        self._indexed = 0
+        self._indexed: set[int] = set()
         self._loaded: dict[int, Operation] = {}
 
     @property
@@ -449,10 +452,12 @@ class Trace:
     def finish(self) -> None:
         if self.end_ns is None:
             self.end_ns = time.perf_counter_ns()
-        for operation in self._holding:
+        for operation in (*self._recent, *self._pinned):
             operation.rows = None
-        self._holding = []
-        self._indexed = 0
+        self._recent.clear()
+        self._pinned = []
+        self._held = 0
+        self._indexed = set()
         self._loaded = {}
 
     def __repr__(self) -> str:

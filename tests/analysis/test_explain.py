@@ -239,15 +239,18 @@ def test_a_with_query_that_only_reads_is_explained(alias, connection, vendor):
     plan = explained(trace, 0)
     assert plan.sql == sql
     # Each engine folds the CTE into the query.
-    assert tree(plan.root) == {
-        "sqlite": ("QUERY PLAN", [], [("SCAN testapp_book", [FULL_SCAN], [])]),
-        "postgresql": ("Aggregate", [], [("Seq Scan on testapp_book", [FULL_SCAN], [])]),
-        "mysql": (
-            "query block #1",
-            [],
-            [("ALL on `testapp_book`", [FULL_SCAN, NO_INDEX], [])],
-        ),
-    }[vendor]
+    assert (
+        tree(plan.root)
+        == {
+            "sqlite": ("QUERY PLAN", [], [("SCAN testapp_book", [FULL_SCAN], [])]),
+            "postgresql": ("Aggregate", [], [("Seq Scan on testapp_book", [FULL_SCAN], [])]),
+            "mysql": (
+                "query block #1",
+                [],
+                [("ALL on `testapp_book`", [FULL_SCAN, NO_INDEX], [])],
+            ),
+        }[vendor]
+    )
 
 
 def test_to_dict_is_json(alias):

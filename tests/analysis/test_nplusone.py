@@ -337,7 +337,7 @@ def test_a_finished_trace_holds_none_of_the_instances(shelf):
         books = list(Book.objects.order_by("id"))
         assert trace.operations[0].rows == books  # held while recording
     assert trace.operations[0].rows is None
-    assert (trace._holding, trace._loaded) == ([], {})
+    assert (list(trace._recent), trace._pinned, trace._loaded) == ([], [], {})
     book = weakref.ref(books[0])
     del books
     gc.collect()
@@ -386,3 +386,23 @@ def test_one_to_one_both_ways():
             w.profile.bio for w in WriterModel.objects.order_by("id").select_related("profile")
         ]
     assert (bios, len(fixed.statements)) == (["Ann", "Bob", "Cy"], 1)
+
+
+def test_only_recent_evaluations_are_held_unless_a_lazy_load_used_them(shelf, monkeypatch):
+    monkeypatch.setattr(recorder, "HOLD_RECENT", 1)
+    with tracer.capture() as trace:
+        pages = [list(Book.objects.order_by("id")[i : i + 2]) for i in (0, 2)]
+        assert [op.rows is not None for op in trace.operations] == [False, True]
+        pages[0][0].author.name  # noqa: B018  (its evaluation was released: not known)
+        assert trace.operations[2].loaded_by is None
+
+        loaded = lineno() + 1
+        for author in Author.objects.order_by("id"):
+            list(author.books.order_by("id"))  # evaluations that come and go
+        assert len(trace._recent) == 1
+        authors = trace.operations[3]
+        assert trace._pinned == [authors] and authors.rows is not None
+
+    found = only(n_plus_ones(trace))
+    assert (found.relation, found.queries, found.loaded_at) == ("Author.books", 3, at(loaded))
+    assert authors.rows is None
