@@ -11,7 +11,7 @@ import math
 from typing import Any
 
 from tracer import stacks
-from tracer.sqldisplay import MASK, redact_literals, redacted_params
+from tracer.sqldisplay import MASK, is_secret, redact_literals, redacted_params
 from tracer.trace import (
     SAME_AS_STATEMENT,
     Call,
@@ -136,20 +136,12 @@ MASK_REPR = repr(MASK)
 
 
 def _secret_name(name: Any) -> bool:
-    """Whether a lookup (``password``, ``user__api_key__in``) names a secret-looking
-    column, whose value is masked in the code shown."""
-    return isinstance(name, str) and any(part in name.lower() for part in _redact_columns())
-
-
-def _redact_columns() -> tuple[str, ...]:
+    """Whether a keyword argument (``password``, ``user__api_key__in``) names a
+    secret-looking column, whose value is masked in the code shown."""
     try:
-        from tracer.conf import get_config
-
-        return get_config().redact_columns
-    except Exception:
-        from tracer.conf import DEFAULTS
-
-        return tuple(DEFAULTS["REDACT_COLUMNS"])
+        return isinstance(name, str) and is_secret(name)
+    except Exception:  # an invalid TRACER setting: mask rather than show
+        return True
 
 
 def lineage_code(operation: Operation) -> str:

@@ -356,12 +356,17 @@ def _mentions(sql: str, parts: tuple[str, ...]) -> bool:
     return any(part in lowered for part in parts)
 
 
-def _secret(value: sqlscan.Value, parts: tuple[str, ...]) -> bool:
-    column = value.column
-    if column is None:
+def is_secret(name: str | None, columns: Iterable[str] | None = None) -> bool:
+    """Whether a column or lookup name (``password``, ``user__api_key__in``) contains
+    one of ``columns`` (by default ``TRACER["REDACT_COLUMNS"]``), any case."""
+    if not name:
         return False
-    column = column.lower()
-    return any(part in column for part in parts)
+    lowered = name.lower()
+    return any(part in lowered for part in _columns(columns))
+
+
+def _secret(value: sqlscan.Value, parts: tuple[str, ...]) -> bool:
+    return is_secret(value.column, parts)
 
 
 def _mask(value: Any) -> Any:

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from tracer.analysis.groups import duplicates, location_of
-from tracer.analysis.nplusone import n_plus_ones
+from tracer.analysis.nplusone import NPlusOne, n_plus_ones
 from tracer.recorder import capture
 from tracer.trace import Trace
 
@@ -112,10 +112,7 @@ def _on(using: str | None) -> str:
     return "" if using is None else f" on {using!r}"
 
 
-def _n_plus_one(trace: Trace, found: object) -> str:
-    from tracer.analysis.nplusone import NPlusOne
-
-    assert isinstance(found, NPlusOne)
+def _n_plus_one(trace: Trace, found: NPlusOne) -> str:
     fix = f"\n  Fix: {found.fixed_code}" if found.fixed_code else f"\n  Fix: {found.fix}"
     return f"- {found.explanation}{fix}\n{describe(trace, found.statements)}"
 

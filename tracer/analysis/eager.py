@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tracer.analysis.nplusone import _code, _where
+from tracer.analysis.groups import where
+from tracer.analysis.nplusone import queryset_code
 from tracer.trace import Trace
 
 
@@ -49,6 +50,7 @@ def unused_prefetches(trace: Trace) -> list[UnusedPrefetch]:
         if not statements:
             continue
         parent = operation.parent
+        asker = parent if parent is not None else operation
         lookup = operation.detail or "?"
         found.append(
             UnusedPrefetch(
@@ -56,8 +58,8 @@ def unused_prefetches(trace: Trace) -> list[UnusedPrefetch]:
                 queries=len(statements),
                 rows=sum(s.rows_fetched for s in statements),
                 duration_ns=operation.duration_ns or 0,
-                location=_where(parent if parent is not None else operation),
-                code=_code(parent) if parent is not None else None,
+                location=where(asker.template, asker.stack),
+                code=queryset_code(parent) if parent is not None else None,
                 fix=(
                     f"Nothing read the {lookup!r} it loaded: drop "
                     f".prefetch_related({lookup!r}), or read it through the prefetch "

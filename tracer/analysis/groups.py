@@ -63,10 +63,17 @@ def duplicates(trace: Trace, minimum: int = 2) -> list[Group]:
 def location_of(statement: Statement) -> str:
     """Where a statement came from, as shown in groups: template line first."""
     operation = statement.operation
-    template = operation.template if operation is not None else statement.template
+    if operation is not None:
+        return where(operation.template, operation.stack)
+    return where(statement.template, statement.stack)
+
+
+def where(template: tuple[str, int] | None, stack: Any) -> str:
+    """``"template:line"`` if a template ran it, else ``"file:line"`` of the first
+    frame in your code, else ``"?"``."""
     if template is not None:
         return f"{template[0]}:{template[1]}"
-    frame = stacks.location(operation.stack if operation is not None else statement.stack)
+    frame = stacks.location(stack)
     return "?" if frame is None else f"{frame.filename}:{frame.lineno}"
 
 

@@ -18,9 +18,9 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tracer import stacks
 from tracer.analysis.fingerprint import fingerprint
-from tracer.export import _root, call_code
+from tracer.analysis.groups import where
+from tracer.export import _calls, _root, call_code
 from tracer.trace import Call, Manager, Operation, Statement, Trace
 
 #: What kind of lazy load repeats, and the fix for each.
@@ -151,7 +151,7 @@ def _lazy_load(operation: Operation, statement: Statement, known: set[int]) -> _
         root, prefix = _origin(operation.loaded_by, known)
         path = _join(prefix, name) if kind == "forward" else prefix
         return _Load(kind, operation.detail, path, root, _hashable(operation.instance_pk))
-    manager, calls = _lineage(operation.lineage)
+    manager, calls = _calls(operation.lineage)
     if manager is not None and manager.related is not None:
         label, accessor, pk = manager.related
         relation = f"{label.rsplit('.', 1)[-1]}.{accessor}"
@@ -181,15 +181,6 @@ def _join(prefix: str, name: str) -> str:
     return f"{prefix}__{name}" if prefix and name else prefix or name
 
 
-def _lineage(lineage: Any) -> tuple[Manager | None, list[Call]]:
-    calls: list[Call] = []
-    while isinstance(lineage, Call):
-        calls.append(lineage)
-        lineage = lineage.parent
-    calls.reverse()
-    return (lineage if isinstance(lineage, Manager) else None), calls
-
-
 def _hashable(value: Any) -> Hashable:
     try:
         hash(value)
@@ -208,10 +199,7 @@ def _site(operation: Operation) -> Hashable:
 
 
 def _where(operation: Operation) -> str:
-    if operation.template is not None:
-        return f"{operation.template[0]}:{operation.template[1]}"
-    frame = stacks.location(operation.stack)
-    return "?" if frame is None else f"{frame.filename}:{frame.lineno}"
+    return where(operation.template, operation.stack)
 
 
 # The report and its fix ----------------------------------------------------------------
@@ -237,8 +225,8 @@ def _report(group: _Group, statements: list[Statement]) -> NPlusOne:
         outer = root.parent
     path = _join(prefix_lookup, load.path) if prefix_lookup else load.path
     fix, note = _fix(load, path, prefix_lookup is not None)
-    loaded_code = _code(outer) if outer is not None else None
-    fixed_code = _code(outer, fix) if outer is not None and fix.startswith(".") else None
+    loaded_code = queryset_code(outer) if outer is not None else None
+    fixed_code = queryset_code(outer, fix) if outer is not None and fix.startswith(".") else None
     first = group.operations[0]
     duration = sum(op.duration_ns or 0 for op in group.operations)
     db = sum((statements[i].duration_ns or 0) + statements[i].fetch_ns for i in group.statements)
@@ -330,10 +318,10 @@ def _filter_q(calls: list[Call], accessor: str) -> str | None:
     return f"Q({', '.join(parts)})" if parts else None
 
 
-def _code(operation: Operation, fix: str | None = None) -> str:
+def queryset_code(operation: Operation, fix: str | None = None) -> str:
     """The QuerySet of an evaluation as code, with ``fix`` inserted before any slice
     (a sliced QuerySet cannot take every call)."""
-    manager, calls = _lineage(operation.lineage)
+    manager, calls = _calls(operation.lineage)
     code = _root(manager, operation)
     inserted = fix is None
     for call in calls:
