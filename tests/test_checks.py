@@ -59,7 +59,9 @@ def test_invalid_tracer_setting():
             "tracer.E004",
             "TRACER has an unknown key 'COLOUR'; known keys: ALWAYS_TRACES_KEPT, "
             "ALWAYS_TRACE_STATEMENTS, CAPTURE, HARD_CAP, LIBRARY_PATHS, N_PLUS_ONE_MIN, "
-            "REDACT_COLUMNS, SLOW_MS, SOFT_CAP, STACK_DEPTH, STORE_BYTES, STORE_TRACES.",
+            "REDACT_COLUMNS, SHOW_CALLBACK, SLOW_MS, SOFT_CAP, STACK_DEPTH, STORE_BYTES, "
+            "STORE_PATH, "
+            "STORE_TRACES.",
         ),
         ("tracer.E004", "TRACER['CAPTURE'] is 'yes'; use one of 'explicit', 'always'."),
         ("tracer.E004", "TRACER['ALWAYS_TRACES_KEPT'] must be a positive integer, not 0."),

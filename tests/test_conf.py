@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
@@ -21,6 +23,8 @@ def test_defaults():
         slow_ms=100,
         n_plus_one_min=2,
         redact_columns=("password", "token", "secret", "key"),
+        show_callback=None,
+        store_path=None,
     )
 
 
@@ -62,3 +66,19 @@ def test_analysis_settings_are_checked():
 def test_redacted_columns_are_lowercased():
     config = get_config()
     assert (config.slow_ms, config.redact_columns) == (2.5, ("pin", "api_key"))
+
+
+@override_settings(TRACER={"SHOW_CALLBACK": 3, "STORE_PATH": ["traces.sqlite3"]})
+def test_ui_settings_are_checked():
+    with pytest.raises(ImproperlyConfigured) as info:
+        get_config()
+    assert str(info.value) == (
+        "TRACER['SHOW_CALLBACK'] must be a callable, its dotted path, or None, not 3. "
+        "TRACER['STORE_PATH'] must be a file path or None, not ['traces.sqlite3']."
+    )
+
+
+@override_settings(TRACER={"SHOW_CALLBACK": "myproject.tracing.show", "STORE_PATH": Path("/t.db")})
+def test_ui_settings_are_kept():
+    config = get_config()
+    assert (config.show_callback, config.store_path) == ("myproject.tracing.show", "/t.db")

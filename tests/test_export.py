@@ -30,6 +30,7 @@ TRACE_KEYS = [
     "operations",
     "events",
     "statements",
+    "findings",
 ]
 OPERATION_KEYS = [
     "index",

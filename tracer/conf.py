@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -41,6 +42,12 @@ DEFAULTS: dict[str, Any] = {
     # Display and export: values of columns whose names contain one of these
     # (case-insensitive) are shown as "********".
     "REDACT_COLUMNS": ("password", "token", "secret", "key"),
+    # Who may see the tracer's pages: a callable taking the request and returning a
+    # bool, or its dotted path. None: DEBUG is on and the client is in INTERNAL_IPS.
+    "SHOW_CALLBACK": None,
+    # Where finished traces are kept: None for memory (this process only), or the
+    # path of a SQLite file that every process of the server shares.
+    "STORE_PATH": None,
 }
 
 _POSITIVE_INTS = (
@@ -69,6 +76,8 @@ class Config:
     slow_ms: float = DEFAULTS["SLOW_MS"]
     n_plus_one_min: int = DEFAULTS["N_PLUS_ONE_MIN"]
     redact_columns: tuple[str, ...] = DEFAULTS["REDACT_COLUMNS"]
+    show_callback: Any = None
+    store_path: str | None = None
 
 
 def config_problems(value: Any) -> list[str]:
@@ -109,6 +118,17 @@ def config_problems(value: Any) -> list[str]:
             "TRACER['REDACT_COLUMNS'] must be a list of non-empty strings "
             f"(parts of column names), not {redact!r}."
         )
+    show = value.get("SHOW_CALLBACK")
+    if show is not None and not callable(show) and not isinstance(show, str):
+        problems.append(
+            "TRACER['SHOW_CALLBACK'] must be a callable, its dotted path, or None, "
+            f"not {show!r}."
+        )
+    store_path = value.get("STORE_PATH")
+    if store_path is not None and not isinstance(store_path, (str, os.PathLike)):
+        problems.append(
+            f"TRACER['STORE_PATH'] must be a file path or None, not {store_path!r}."
+        )
     soft, hard = (
         value.get("SOFT_CAP", DEFAULTS["SOFT_CAP"]),
         value.get("HARD_CAP", DEFAULTS["HARD_CAP"]),
@@ -141,6 +161,8 @@ def get_config() -> Config:
         slow_ms=merged["SLOW_MS"],
         n_plus_one_min=merged["N_PLUS_ONE_MIN"],
         redact_columns=tuple(p.lower() for p in merged["REDACT_COLUMNS"]),
+        show_callback=merged["SHOW_CALLBACK"],
+        store_path=None if merged["STORE_PATH"] is None else os.fspath(merged["STORE_PATH"]),
     )
 
 

@@ -337,13 +337,18 @@ def _error(error: tuple[str, str] | None) -> dict[str, str] | None:
 
 
 def to_dict(trace: Trace) -> dict[str, Any]:
-    """The trace as JSON-safe data in the ``tracer-trace/1`` format."""
+    """The trace as JSON-safe data in the ``tracer-trace/1`` format.
+
+    A finished trace is exported once: later calls return the same dict (treat it as
+    read-only)."""
     if trace._exported is not None:
         return trace._exported
+    from tracer.findings import findings
+
     origin = trace.start_ns
     operations = trace.operations
     index = {id(operation): position for position, operation in enumerate(operations)}
-    return {
+    data = {
         "format": FORMAT,
         "id": trace.id,
         "label": trace.label,
@@ -358,7 +363,11 @@ def to_dict(trace: Trace) -> dict[str, Any]:
             _statement_dict(statement, position, index, origin)
             for position, statement in enumerate(trace.statements)
         ],
+        "findings": findings(trace),
     }
+    if trace.finished:
+        trace._exported = data
+    return data
 
 
 def _operation_dict(operation: Operation, index: dict[int, int], origin: int) -> dict[str, Any]:
@@ -493,4 +502,5 @@ def _load(data: dict[str, Any]) -> Trace:
             )
         trace.statements.append(statement)
     trace._exported = data
+    trace.imported = True
     return trace

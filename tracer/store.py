@@ -10,6 +10,7 @@ import logging
 import sys
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +74,66 @@ def estimate_bytes(trace: Trace) -> int:
     return size
 
 
+#: The badges a list of traces can be filtered on: summary keys counting findings.
+BADGES = ("n_plus_ones", "duplicates", "slow")
+#: The summary keys a list can be sorted on (prefix "-" for descending).
+SORT_KEYS = ("started_at", "statements", "duration_ms", "db_ms", "orm_ms", "path", "status")
+
+
+@dataclass(frozen=True)
+class ListQuery:
+    """Which traces a list shows, in which order, and which page of them."""
+
+    #: Traces whose request path (or label, outside requests) contains this.
+    path: str = ""
+    #: Request method ("GET"); "" for any.
+    method: str = ""
+    min_statements: int = 0
+    #: Only traces with at least one finding of each of these kinds (see BADGES).
+    badges: tuple[str, ...] = ()
+    #: A SORT_KEYS key, "-" first for descending; ties go newest first.
+    sort: str = "-started_at"
+    offset: int = 0
+    limit: int = 50
+    #: Only traces started after this (``time.time()`` seconds): for live updates.
+    since: float | None = None
+
+    def matches(self, summary: dict[str, Any]) -> bool:
+        if self.path and self.path not in (summary["path"] or summary["label"] or ""):
+            return False
+        if self.method and summary["method"] != self.method:
+            return False
+        if summary["statements"] < self.min_statements:
+            return False
+        if any(not summary[badge] for badge in self.badges):
+            return False
+        return self.since is None or summary["started_at"] > self.since
+
+    def ordered(self, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``summaries`` (newest first) in this query's order."""
+        key = self.sort.lstrip("-")
+        if key not in SORT_KEYS:
+            raise ValueError(f"Cannot sort traces by {self.sort!r}; use one of {SORT_KEYS}.")
+        descending = self.sort.startswith("-")
+        # None (no status, no path) sorts last either way.
+        present = [s for s in summaries if s[key] is not None]
+        missing = [s for s in summaries if s[key] is None]
+        present.sort(key=lambda s: s[key], reverse=descending)
+        return present + missing
+
+
+def summary_of(trace: Trace) -> dict[str, Any]:
+    """The list figures of a finished trace (``tracer.findings.summary``), cached."""
+    cached = trace._summary
+    if cached is None:
+        from tracer.findings import summary
+
+        cached = summary(trace.to_dict())
+        if trace.finished:
+            trace._summary = cached
+    return cached
+
+
 class MemoryStore:
     """The newest finished traces, at most ``max_traces`` of them and about
     ``max_bytes`` in all (see ``estimate_bytes``).
@@ -128,6 +189,15 @@ class MemoryStore:
         """The kept traces, newest first."""
         with self._lock:
             return [trace for trace, _ in reversed(self._entries.values())]
+
+    def summaries(self, query: ListQuery = ListQuery()) -> tuple[list[dict[str, Any]], int]:
+        """The summaries (``summary_of``) of the kept traces that ``query`` selects,
+        in its order: the page it asks for, and how many there are in all.
+
+        A trace's summary is computed the first time it is listed, then kept."""
+        selected = [s for s in map(summary_of, self.traces()) if query.matches(s)]
+        ordered = query.ordered(selected)
+        return ordered[query.offset : query.offset + query.limit], len(ordered)
 
     def clear(self) -> None:
         with self._lock:

@@ -392,8 +392,11 @@ class Trace:
         #: Per-request facts set by the middleware (method, path, status, ...).
         self.request: dict[str, Any] | None = None
         self._id: str | None = None
-        # A trace loaded by from_dict() keeps the data it came from.
+        # The export, once finished (see export.to_dict); a trace loaded by
+        # from_dict() keeps the data it came from and is marked imported.
         self._exported: dict[str, Any] | None = None
+        self.imported = False
+        self._summary: dict[str, Any] | None = None
         # Interned stacks, so statements from one loop share one tuple (see
         # recorder.intern_stack).
         self._stacks: dict[tuple[int, int], list[Stack]] = {}

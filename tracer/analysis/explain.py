@@ -103,7 +103,7 @@ def explain(trace_id: str, index: int, *, analyze: bool = False) -> Plan:
     trace = get_store().get(trace_id)
     if trace is None:
         raise UnknownTrace(f"No trace {trace_id!r} in the store: unknown, or evicted since.")
-    if trace._exported is not None:
+    if trace.imported:
         raise NotExplainable(
             "This trace was loaded from an export: its params are JSON renderings, "
             "not the values the statement ran with."

@@ -1,0 +1,134 @@
+"""What the analysis found in a trace, as JSON-safe data: the ``findings`` of an export.
+
+Every view of a trace (the standalone app, the toolbar panel, its history, a trace
+loaded from a file or imported) renders from the exported data alone, so the findings
+travel with it: they are computed once, from the live trace, when it is exported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from tracer.analysis.eager import unused_prefetches
+from tracer.analysis.groups import duplicates, similar
+from tracer.analysis.injection import risks
+from tracer.analysis.nplusone import n_plus_ones
+from tracer.analysis.slow import slow_statements
+from tracer.trace import Trace
+
+#: The keys of ``findings``, in the order the UI shows them.
+KINDS = ("n_plus_ones", "duplicates", "slow", "unused_eager", "injection", "similar")
+
+
+def findings(trace: Trace) -> dict[str, list[dict[str, Any]]]:
+    """Each analysis of ``trace`` as lists of plain dicts (see docs/trace-format.md).
+
+    One analysis that fails leaves its list empty and names itself in ``"failed"``:
+    a bug in one must not hide the others, nor the trace.
+    """
+    found: dict[str, Any] = {kind: [] for kind in KINDS}
+    failed: list[str] = []
+    for kind, analyse in _ANALYSES:
+        try:
+            found[kind] = analyse(trace)
+        except Exception:
+            failed.append(kind)
+    found["failed"] = failed
+    return found
+
+
+def _n_plus_ones(trace: Trace) -> list[dict[str, Any]]:
+    return [
+        {**asdict(item), "duration_ms": item.duration_ms, "db_ms": item.db_ms}
+        for item in n_plus_ones(trace)
+    ]
+
+
+def _groups(groups: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "fingerprint": group.fingerprint,
+            "shape": group.shape,
+            "count": group.count,
+            "indexes": group.indexes,
+            "duration_ms": group.duration_ms,
+            "locations": [
+                {"location": where, "count": count} for where, count in group.locations.items()
+            ],
+        }
+        for group in groups
+    ]
+
+
+def _slow(trace: Trace) -> list[dict[str, Any]]:
+    return [
+        {"index": slow.index, "duration_ms": slow.ms, "location": slow.location}
+        for slow in slow_statements(trace)
+    ]
+
+
+def _unused_eager(trace: Trace) -> list[dict[str, Any]]:
+    return [
+        {"kind": "prefetch_related", **asdict(item), "duration_ms": item.duration_ms}
+        for item in unused_prefetches(trace)
+    ]
+
+
+def _injection(trace: Trace) -> list[dict[str, Any]]:
+    return [asdict(item) for item in risks(trace)]
+
+
+_ANALYSES = (
+    ("n_plus_ones", _n_plus_ones),
+    ("duplicates", lambda trace: _groups(duplicates(trace))),
+    ("slow", _slow),
+    ("unused_eager", _unused_eager),
+    ("injection", _injection),
+    ("similar", lambda trace: _groups(similar(trace))),
+)
+
+
+def summary(data: dict[str, Any]) -> dict[str, Any]:
+    """The figures a list of traces shows, from exported data (``trace.to_dict()``).
+
+    ``orm_ms`` is the Python time of the ORM as the stages measured it: building
+    QuerySets (once per operation), compiling SQL, converting values and building
+    instances.
+    """
+    request = data.get("request") or {}
+    statements = data.get("statements") or []
+    found = data.get("findings") or {}
+    orm_ns = 0
+    seen_compiles: set[int] = set()
+    for statement in statements:
+        stages = statement.get("stages") or {}
+        queryset = stages.get("queryset") or {}
+        compiler = stages.get("compiler") or {}
+        backend = stages.get("backend") or {}
+        operation = statement.get("operation")
+        if operation is not None and operation not in seen_compiles:
+            seen_compiles.add(operation)
+            orm_ns += _ns(queryset.get("build_ms"))
+        orm_ns += _ns(compiler.get("compile_ms"))
+        orm_ns += _ns(backend.get("convert_ms")) + _ns(backend.get("hydrate_ms"))
+    return {
+        "id": data.get("id"),
+        "label": data.get("label", ""),
+        "started_at": data.get("started_at"),
+        "method": request.get("method"),
+        "path": request.get("path"),
+        "status": request.get("status"),
+        "statements": len(statements),
+        "duration_ms": data.get("duration_ms"),
+        "db_ms": data.get("db_ms"),
+        "orm_ms": orm_ns / 1e6,
+        "n_plus_ones": len(found.get("n_plus_ones") or ()),
+        "duplicates": len(found.get("duplicates") or ()),
+        "slow": len(found.get("slow") or ()),
+        "dropped": sum((data.get("dropped") or {}).values()),
+    }
+
+
+def _ns(ms: Any) -> int:
+    return round(ms * 1e6) if isinstance(ms, (int, float)) else 0
