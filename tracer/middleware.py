@@ -8,6 +8,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.urls import Resolver404, resolve
 
 from tracer.recorder import capture
 from tracer.trace import Trace
@@ -26,6 +27,9 @@ class TracerMiddleware:
     If the rest of the stack raises (Django turns view exceptions into 500 responses
     unless ``DEBUG_PROPAGATE_EXCEPTIONS`` is set), the trace ends with status None and
     the exception goes on.
+
+    The tracer's own pages (the ``tracer`` URL namespace) are not recorded: the live
+    list polls them, and would fill the store with traces of itself.
     """
 
     sync_capable = True
@@ -48,6 +52,8 @@ class TracerMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.async_mode:
             return self.__acall__(request)
+        if is_tracer_request(request):
+            return self.get_response(request)
         with capture(f"{request.method} {request.path}") as trace:
             facts = _begin(request, trace)
             try:
@@ -59,6 +65,8 @@ class TracerMiddleware:
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        if is_tracer_request(request):
+            return await self.get_response(request)
         with capture(f"{request.method} {request.path}") as trace:
             facts = _begin(request, trace)
             try:
@@ -68,6 +76,15 @@ class TracerMiddleware:
                 raise
             _end(request, facts, response)
         return response
+
+
+def is_tracer_request(request: HttpRequest) -> bool:
+    """Whether ``request`` is for one of the tracer's own views."""
+    try:
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        return False
+    return "tracer" in match.app_names
 
 
 def _begin(request: HttpRequest, trace: Trace) -> dict[str, Any]:
