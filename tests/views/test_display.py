@@ -6,7 +6,6 @@ import pytest
 from django.db import connection
 
 import tracer
-from tests.views.conftest import n_plus_one
 from tracer.views import display
 
 pytestmark = pytest.mark.django_db
@@ -59,28 +58,3 @@ def test_groups_hold_every_statement():
         ("SELECT ? + ?", 1, 2),
     ]
     assert sum(group["count"] for group in groups) == len(data["statements"])
-
-
-def test_waterfall_runs():
-    trace = n_plus_one(count=4)
-    data = trace.to_dict()
-    waterfall = display.waterfall(data, display.Marks(data["findings"]), max_rows=2)
-    assert waterfall["per_row"] == 3
-    assert [(row["first"], row["last"], row["label"]) for row in waterfall["rows"]] == [
-        (0, 2, "3 statements"),
-        (3, 4, "2 statements"),
-    ]
-    assert [row["marks"] for row in waterfall["rows"]] == [["nplusone"], ["nplusone"]]
-    assert [tick["percent"] for tick in waterfall["ticks"]] == [
-        "0.000%",
-        "25.000%",
-        "50.000%",
-        "75.000%",
-        "100.000%",
-    ]
-
-
-def test_waterfall_of_a_statement_that_never_started():
-    data = {"statements": [{"start_ms": None, "stages": {}}], "duration_ms": 1.0}
-    (row,) = display.waterfall(data, display.Marks({}))["rows"]
-    assert row == {"first": 0, "last": 0, "label": "", "title": "#0: never started", "marks": []}

@@ -138,7 +138,7 @@ def test_waterfall_one_row_per_statement(client: Client):
 
 
 def test_waterfall_runs_past_its_rows(client: Client, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr("tracer.views.display.WATERFALL_ROWS", 2)
+    monkeypatch.setattr("tracer.views.waterfall.ROWS", 2)
     trace = n_plus_one()
     waterfall = section(page(client, f"{URL}trace/{trace.id}/"), "tracer-waterfall")
     assert "Each row is a run of 2 consecutive statements" in waterfall

@@ -26,11 +26,10 @@ GROUP_SQL_CHARS = 400
 ROW_PARAMS_CHARS = 160
 #: Params shown of a long list, before "... N more".
 ROW_PARAMS_ITEMS = 20
-#: The waterfall draws at most this many rows; past it, each row is a run of
-#: consecutive statements.
-WATERFALL_ROWS = 250
 #: Locations listed per group.
 GROUP_LOCATIONS = 3
+#: Findings shown of each kind; the rest are counted (the groups list them all).
+FINDINGS_SHOWN = 20
 
 
 # Reading guarded values -----------------------------------------------------------------
@@ -94,6 +93,16 @@ class Marks:
         }
         self.injection = _members(found.get("injection"), "indexes")
 
+    def among(self, members: range) -> list[str]:
+        """The CSS suffix of each mark on any of the statements ``members``."""
+        kinds = (
+            ("duplicate", self.duplicate),
+            ("injection", self.injection),
+            ("nplusone", self.n_plus_one),
+            ("slow", self.slow),
+        )
+        return [name for name, marked in kinds if not marked.isdisjoint(members)]
+
     def of(self, index: int) -> list[tuple[str, str]]:
         """(CSS suffix, label) of each mark on statement ``index``."""
         marks = []
@@ -113,27 +122,37 @@ def _members(found: Any, key: str) -> set[int]:
 
 
 def findings(data: dict[str, Any]) -> dict[str, Any]:
-    """The trace's findings, each kind a list of dicts (missing kinds empty), with
-    locations shortened like the rows'."""
+    """The trace's findings to show: of each kind (missing kinds empty) the first
+    ``FINDINGS_SHOWN``, locations shortened like the rows', SQL collapsed; with
+    ``total`` and ``more`` (not shown) counts per kind. Duplicates are split in
+    ``duplicates_alone`` and ``duplicates_in_n_plus_one``: loading one author for
+    several books repeats a statement, and the N+1's fix removes those too."""
     found = mapping(data.get("findings"))
-    shown: dict[str, Any] = {}
-    for kind in KINDS:
-        shown[kind] = [_shortened(mapping(item)) for item in items(found.get(kind))]
-    in_n_plus_one = _members(shown["n_plus_ones"], "statements")
-    for group in shown["duplicates"]:
-        group["shape"] = collapse(text(group.get("shape")), limit=GROUP_SQL_CHARS)
-        group["places"] = _places(group.get("locations"))
+    every = {kind: [mapping(item) for item in items(found.get(kind))] for kind in KINDS}
+    in_n_plus_one = _members(every["n_plus_ones"], "statements")
+    alone: list[dict[str, Any]] = []
+    within: list[dict[str, Any]] = []
+    for group in every["duplicates"]:
         members = indexes(group.get("indexes"))
-        group["first"] = members[0] if members else None
-        # Loading one author for several books repeats a statement: the N+1's fix
-        # removes these too.
-        group["in_n_plus_one"] = bool(members) and in_n_plus_one.issuperset(members)
-    shown["duplicates_alone"] = [g for g in shown["duplicates"] if not g["in_n_plus_one"]]
-    shown["duplicates_in_n_plus_one"] = [g for g in shown["duplicates"] if g["in_n_plus_one"]]
+        (within if members and in_n_plus_one.issuperset(members) else alone).append(group)
+    every["duplicates_alone"] = alone
+    every["duplicates_in_n_plus_one"] = within
+    shown: dict[str, Any] = {
+        kind: [_shortened(item) for item in listed[:FINDINGS_SHOWN]]
+        for kind, listed in every.items()
+    }
+    for key in ("duplicates_alone", "duplicates_in_n_plus_one"):
+        for group in shown[key]:
+            group["shape"] = collapse(text(group.get("shape")), limit=GROUP_SQL_CHARS)
+            group["places"] = _places(group.get("locations"))
+            members = indexes(group.get("indexes"))
+            group["first"] = members[0] if members else None
     for risk in shown["injection"]:
         risk["sql"] = collapse(text(risk.get("sql")), limit=ROW_SQL_CHARS)
+    shown["total"] = {kind: len(listed) for kind, listed in every.items()}
+    shown["more"] = {kind: max(0, len(listed) - FINDINGS_SHOWN) for kind, listed in every.items()}
     shown["failed"] = [text(name) for name in items(found.get("failed"))]
-    shown["count"] = sum(len(shown[kind]) for kind in KINDS if kind != "similar")
+    shown["count"] = sum(len(every[kind]) for kind in KINDS if kind != "similar")
     return shown
 
 
@@ -181,9 +200,9 @@ def statement_row(
         "where": place(statement.get("location"), statement.get("template")),
         "sql": collapse(text(statement.get("sql")), limit=ROW_SQL_CHARS),
         "params": params_text(statement.get("params")),
-        "execute_ms": execute_ms,
-        "fetch_ms": fetch_ms,
-        "db_ms": execute_ms + fetch_ms,
+        # Formatted here: floatformat costs more than the rest of a row.
+        "execute_ms": f"{execute_ms:.3f}",
+        "fetch_ms": f"{fetch_ms:.3f}",
         "rows": rows,
         "error": f"{text(error.get('type'))}: {text(error.get('message'))}" if error else "",
         "marks": marks.of(index) if isinstance(index, int) else [],
@@ -336,122 +355,6 @@ def time_split(summary: dict[str, Any]) -> list[dict[str, Any]]:
 def _percent(value: float) -> str:
     """A CSS percentage, short and never negative."""
     return f"{max(0.0, value):.3f}%"
-
-
-def waterfall(
-    data: dict[str, Any], marks: Marks, max_rows: int | None = None
-) -> dict[str, Any]:
-    """Every statement on one time axis, from the trace's start: where it started,
-    its execute time, then its fetch time (drawn right after the execute: fetches are
-    timed, not placed), over the span of its operation (Python included). Past
-    ``max_rows`` statements (``WATERFALL_ROWS``), each row is a run of consecutive
-    statements, drawn from the first one's start to the last one's end."""
-    max_rows = max_rows or WATERFALL_ROWS
-    statements = [mapping(s) for s in items(data.get("statements"))]
-    operations = items(data.get("operations"))
-    spans = [_span(statement) for statement in statements]
-    total = number(data.get("duration_ms"))
-    for span in spans:
-        if span is not None:
-            total = max(total, span[0] + span[1] + span[2])
-    total = total or 1.0
-    per_row = max(1, math.ceil(len(statements) / max_rows))
-    rows = []
-    for first in range(0, len(statements), per_row):
-        last = min(first + per_row, len(statements)) - 1
-        if per_row == 1:
-            row = _statement_bar(first, statements[first], spans[first], operations, total)
-        else:
-            row = _run_bar(first, last, spans[first : last + 1], total)
-        row["marks"] = sorted(
-            {mark for i in range(first, last + 1) for mark, _ in marks.of(i)}
-            | ({"error"} if any(_failed(s) for s in statements[first : last + 1]) else set())
-        )
-        rows.append(row)
-    return {
-        "rows": rows,
-        "total_ms": total,
-        "per_row": per_row,
-        "ticks": [
-            {"ms": total * share / 4, "percent": _percent(share * 25)} for share in range(5)
-        ],
-    }
-
-
-def _span(statement: dict[str, Any]) -> tuple[float, float, float] | None:
-    """(start, execute, fetch) in ms, or None for a statement that never started."""
-    start = statement.get("start_ms")
-    if not isinstance(start, (int, float)) or isinstance(start, bool):
-        return None
-    backend = mapping(mapping(statement.get("stages")).get("backend"))
-    return number(start), number(backend.get("execute_ms")), number(backend.get("fetch_ms"))
-
-
-def _failed(statement: dict[str, Any]) -> bool:
-    return bool(mapping(mapping(statement.get("stages")).get("backend")).get("error"))
-
-
-def _statement_bar(
-    index: int,
-    statement: dict[str, Any],
-    span: tuple[float, float, float] | None,
-    operations: list[Any],
-    total: float,
-) -> dict[str, Any]:
-    stages = mapping(statement.get("stages"))
-    operation = _operation(operations, statement.get("operation"))
-    what = text(
-        operation.get("detail")
-        or mapping(stages.get("queryset")).get("code")
-        or operation.get("trigger")
-        or statement.get("sql")
-    )
-    label = what if len(what) <= 60 else what[:59] + "…"
-    row: dict[str, Any] = {"first": index, "last": index, "label": label}
-    if span is None:
-        row["title"] = f"#{index}: never started"
-        return row
-    start, execute, fetch = span
-    row["execute"] = (_percent(start / total * 100), _percent(execute / total * 100))
-    if fetch:
-        row["fetch"] = (_percent((start + execute) / total * 100), _percent(fetch / total * 100))
-    op_start = operation.get("start_ms")
-    op_ms = operation.get("duration_ms")
-    if isinstance(op_start, (int, float)) and isinstance(op_ms, (int, float)):
-        row["operation"] = (
-            _percent(number(op_start) / total * 100),
-            _percent(number(op_ms) / total * 100),
-        )
-    trigger = text(operation.get("trigger") or statement.get("kind"))
-    row["title"] = (
-        f"#{index} {trigger} {label}: starts at {start:.3f} ms; execute {execute:.3f} ms, "
-        f"fetch {fetch:.3f} ms"
-        + (f"; its operation {number(op_ms):.3f} ms" if "operation" in row else "")
-    )
-    return row
-
-
-def _run_bar(
-    first: int, last: int, spans: list[tuple[float, float, float] | None], total: float
-) -> dict[str, Any]:
-    started = [span for span in spans if span is not None]
-    row: dict[str, Any] = {
-        "first": first,
-        "last": last,
-        "label": f"{last - first + 1} statements",
-    }
-    if not started:
-        row["title"] = f"#{first}–#{last}: never started"
-        return row
-    begin = min(span[0] for span in started)
-    end = max(span[0] + span[1] + span[2] for span in started)
-    db = sum(span[1] + span[2] for span in started)
-    row["run"] = (_percent(begin / total * 100), _percent((end - begin) / total * 100))
-    row["title"] = (
-        f"#{first}–#{last}: {last - first + 1} statements from {begin:.3f} ms to "
-        f"{end:.3f} ms, {db:.3f} ms of it in the database"
-    )
-    return row
 
 
 def dropped(data: dict[str, Any]) -> list[str]:

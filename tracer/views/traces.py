@@ -12,7 +12,7 @@ from django.utils.http import urlencode
 from tracer.access import tracer_view
 from tracer.store import get_store, summary_of
 from tracer.trace import Trace
-from tracer.views import display
+from tracer.views import display, waterfall
 from tracer.views.dashboard import row
 from tracer.views.htmx import is_htmx, vary_on_htmx
 
@@ -42,9 +42,10 @@ def trace(request: HttpRequest, trace_id: str) -> HttpResponse:
     data = found.to_dict()
     summary = row(summary_of(found))
     findings = display.findings(data)
-    marks = display.Marks(findings)
+    marks = display.Marks(display.mapping(data.get("findings")))
     statements = display.items(data.get("statements"))
     groups = display.groups(data, marks)
+    chart = waterfall.waterfall(data, marks)
     context = {
         "data": data,
         "summary": summary,
@@ -53,7 +54,8 @@ def trace(request: HttpRequest, trace_id: str) -> HttpResponse:
         "split": display.time_split(summary),
         "dropped": display.dropped(data),
         "findings": findings,
-        "waterfall": display.waterfall(data, marks),
+        "waterfall": chart,
+        "waterfall_rows": waterfall.rows_html(chart, trace_id),
         **_page("groups", groups[:GROUPS_PAGE], 0, GROUPS_PAGE, len(groups)),
         **_page(
             "rows",
@@ -74,7 +76,7 @@ def statements(request: HttpRequest, trace_id: str) -> HttpResponse:
     for htmx ("show more"), else a page of its own."""
     found = get_trace(trace_id)
     data = found.to_dict()
-    marks = display.Marks(display.findings(data))
+    marks = display.Marks(display.mapping(data.get("findings")))
     key = request.GET.get("fingerprint", "")
     count = len(display.items(data.get("statements")))
     positions = display.fingerprint_members(data, key) if key else range(count)
@@ -105,7 +107,7 @@ def groups(request: HttpRequest, trace_id: str) -> HttpResponse:
     """A page of the trace's statement groups: rows for htmx, else a page."""
     found = get_trace(trace_id)
     data = found.to_dict()
-    marks = display.Marks(display.findings(data))
+    marks = display.Marks(display.mapping(data.get("findings")))
     every = display.groups(data, marks)
     offset = offset_of(request)
     context = {
