@@ -89,6 +89,10 @@ def test_without_two_traces_the_form(client: Client):
         "compare (1 picked).</p>"
     ) in one.content.decode()
     assert client.get(f"{URL}compare/", {"a": trace.id, "b": "0" * 32}).status_code == 404
+    # A trace's page links here with itself as "before".
+    from_trace = client.get(f"{URL}compare/", {"a": trace.id})
+    assert from_trace.status_code == 200
+    assert f'<option value="{trace.id}" selected>' in from_trace.content.decode()
 
 
 def test_long_comparisons_are_cut(client: Client, monkeypatch: pytest.MonkeyPatch):

@@ -116,7 +116,9 @@ def compare(request: HttpRequest) -> HttpResponse:
     else:
         ids = [value for value in (request.GET.get("a", ""), request.GET.get("b", "")) if value]
     if len(ids) != 2:
-        return _choose(request, ids, status=400 if ids else 200)
+        # From a trace's page (?a=<id>) the form comes with that one picked; from the
+        # dashboard, ticking other than two is a mistake to point out.
+        return _choose(request, picked, status=400 if picked else 200)
     traces = [get_trace(trace_id) for trace_id in ids]
     if picked:
         traces.sort(key=lambda trace: trace.started_at)
