@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import include, path
 
 from tests import views
 
@@ -9,4 +9,5 @@ urlpatterns = [
     path("aauthors/", views.aauthors),
     path("broken/", views.broken),
     path("streamed/", views.streamed),
+    path("__tracer__/", include("tracer.urls")),
 ]

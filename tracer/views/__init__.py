@@ -1,0 +1,1 @@
+"""The standalone web app's views (mounted with ``include("tracer.urls")``)."""
