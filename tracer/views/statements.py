@@ -224,6 +224,10 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+def _indexes(value: Any) -> list[int]:
+    return [item for item in _list(value) if isinstance(item, int)]
+
+
 def _number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
@@ -249,7 +253,7 @@ def _timeline(stages: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, 
     found = []
     for key, stage, name, label in PARTS:
         ms = _number(_dict(stages[stage]).get(name))
-        if ms is not None:
+        if ms:  # a part that took no time (a lazy load builds no QuerySet) is left out
             found.append((key, label, ms))
     return found
 
@@ -282,8 +286,9 @@ def _stages(
                 for key, label, ms in timeline
                 if owners[key] == name
             ]
-            if stage.parts:
-                stage.ms = sum(part.ms for part in stage.parts)
+            measured = [_number(data.get(key)) for _, owner, key, _ in PARTS if owner == name]
+            if any(ms is not None for ms in measured):
+                stage.ms = sum(ms or 0.0 for ms in measured)
             stage.gist, stage.untimed = _gist(name, data, item)
             if name == "query":
                 stage.data = {**data, "view": query_view(_dict(data.get("state")))}
@@ -294,8 +299,8 @@ def _stages(
                 stage.data = {**data, "shown_calls": _calls(data)}
             elif name == "manager":
                 related = _dict(data.get("related"))
-                if related:
-                    stage.data = {**data, "pk": values.text(related.get("pk"))}
+                pk = values.text(related.get("pk")) if related else None
+                stage.data = {**data, "reached": stage.gist.split(" · ")[0], "pk": pk}
         found.append(stage)
     return found
 
@@ -339,8 +344,7 @@ def _gist(name: str, data: dict[str, Any], item: dict[str, Any]) -> tuple[str, s
         else:
             owner = str(_dict(_dict(item.get("stages")).get("model")).get("label") or "")
             owner = owner.rsplit(".", 1)[-1]
-        gist = f"{owner}.{data.get('name')} · {_short(data.get('class'))}"
-        return gist, "Not timed on its own."
+        return f"{owner}.{data.get('name')} · {_short(data.get('class'))}", "Not timed on its own."
     if name == "queryset":
         trigger = str(data.get("trigger") or "")
         if data.get("trigger_detail"):
@@ -548,7 +552,7 @@ def _findings(data: dict[str, Any], index: int, item: dict[str, Any]) -> list[di
     notes: list[dict[str, Any]] = []
 
     def add(kind: str, title: str, text: str, indexes: Any, fix: str = "") -> None:
-        others = [i for i in _list(indexes) if isinstance(i, int) and i != index]
+        others = [i for i in _indexes(indexes) if i != index]
         notes.append(
             {
                 "kind": kind,
@@ -560,8 +564,12 @@ def _findings(data: dict[str, Any], index: int, item: dict[str, Any]) -> list[di
             }
         )
 
+    # Statements an N+1 or a duplicate already groups: a similar group within them
+    # says nothing more.
+    grouped: list[Any] = []
     for n1 in _list(found.get("n_plus_ones")):
         if index in _list(_dict(n1).get("statements")):
+            grouped.append(n1.get("statements"))
             add(
                 "n_plus_one",
                 f"N+1: {n1.get('relation')}",
@@ -570,10 +578,9 @@ def _findings(data: dict[str, Any], index: int, item: dict[str, Any]) -> list[di
                 n1.get("statements"),
                 str(n1.get("fixed_code") or n1.get("fix") or ""),
             )
-    duplicate_sets = []
     for group in _list(found.get("duplicates")):
         if index in _list(_dict(group).get("indexes")):
-            duplicate_sets.append(group.get("indexes"))
+            grouped.append(group.get("indexes"))
             add(
                 "duplicate",
                 "Duplicate",
@@ -582,7 +589,8 @@ def _findings(data: dict[str, Any], index: int, item: dict[str, Any]) -> list[di
             )
     for group in _list(found.get("similar")):
         indexes = _dict(group).get("indexes")
-        if index in _list(indexes) and indexes not in duplicate_sets:
+        covered = any(set(_indexes(indexes)) <= set(_indexes(other)) for other in grouped)
+        if index in _list(indexes) and not covered:
             add(
                 "similar",
                 "Similar",
@@ -743,7 +751,8 @@ def _node(node: PlanNode, vendor: str) -> dict[str, Any]:
         "label": node.label,
         "warnings": node.warnings,
         "facts": facts,
-        "fields": [(key, _text(value)) for key, value in detail.items()],
+        # SQLite's fields (ids and the text of the label) say nothing more.
+        "fields": [] if vendor == "sqlite" else [(key, _text(v)) for key, v in detail.items()],
         "children": [_node(child, vendor) for child in node.children],
     }
 
