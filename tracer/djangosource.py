@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import linecache
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,7 +71,7 @@ def link(dotted: str | None, attribute: str | None = None) -> SourceLink | None:
         if path is None:
             return None
         if inspect.isclass(obj):
-            line = inspect.getsourcelines(obj)[1]
+            line = _class_line(obj)
         else:
             line = obj.co_firstlineno if isinstance(obj, CodeType) else _code(obj).co_firstlineno
         return SourceLink(label, path, line, url(path, line))
@@ -132,6 +134,18 @@ def _function(obj: Any) -> Any:
     if callable(obj) and not inspect.isclass(obj):
         obj = inspect.unwrap(obj)
     return obj
+
+
+def _class_line(cls: type) -> int:
+    """The line of a class statement. For a module-level class, the first line that
+    starts with ``class Name``: inspect parses the whole module to find it (a quarter
+    of a second for django/db/models/sql/query.py)."""
+    if "." not in cls.__qualname__:
+        pattern = re.compile(rf"class {re.escape(cls.__name__)}\b")
+        for number, text in enumerate(linecache.getlines(inspect.getsourcefile(cls) or ""), 1):
+            if pattern.match(text):
+                return number
+    return inspect.getsourcelines(cls)[1]
 
 
 def _code(function: Any) -> CodeType:

@@ -296,6 +296,29 @@ def test_an_insert_shows_the_compilers_own_sql_and_the_insert_query(client):
     assert "Author.objects.create(name=&#x27;Ann&#x27;)" in html
 
 
+def test_thousands_of_params_stay_a_small_page(client):
+    trace = recorded(lambda: list(Book.objects.filter(id__in=range(2000))))
+
+    html = page(client, trace)
+
+    assert "<tr><td>100</td><td><code>int</code></td><td><code>99</code></td></tr>" in html
+    assert "<tr><td>…</td><td><code></code></td><td><code>and 1,900 more</code></td></tr>" in html
+    assert "<tr><td>101</td>" not in html
+    # The SQL, as sent and with the params written in, has its value list collapsed.
+    assert html.count("/* ... 1,997 more */") == 2
+    assert len(html) < 60_000
+
+
+def test_a_query_state_that_could_not_be_described(client):
+    shop()
+    data = copy.deepcopy(recorded(cheap_books).to_dict())
+    data["statements"][0]["stages"]["query"]["state"] = None
+
+    html = page(client, imported(data))
+
+    assert "<p>The Query's state could not be described.</p>" in stage_box(html, "query")
+
+
 # Skipped stages ----------------------------------------------------------------------
 
 

@@ -81,6 +81,9 @@ PLAN_FACTS = (
 )
 #: How many statement links a finding lists before "and N more".
 LINKS_SHOWN = 20
+#: How many params the table lists before "and N more" (the SQL with the params
+#: written in collapses long lists the same way).
+PARAMS_SHOWN = 100
 
 
 class Missing(Exception):
@@ -291,8 +294,10 @@ def _stages(
                 stage.ms = sum(ms or 0.0 for ms in measured)
             stage.gist, stage.untimed = _gist(name, data, item)
             if name == "query":
-                stage.data = {**data, "view": query_view(_dict(data.get("state")))}
-                stage.data["view"]["links"] = djangosource.query_part_links(data.get("class"))
+                view = query_view(_dict(data.get("state")))
+                if view:
+                    view["links"] = djangosource.query_part_links(data.get("class"))
+                stage.data = {**data, "view": view}
             elif name == "compiler":
                 stage.data = {**data, "shown": _compiled(data, item)}
             elif name == "queryset":
@@ -363,7 +368,7 @@ def _gist(name: str, data: dict[str, Any], item: dict[str, Any]) -> tuple[str, s
             bits.append("ORDER BY")
         if state.get("high_mark") is not None or state.get("low_mark"):
             bits.append("LIMIT")
-        return " · ".join(bits), "Built by the QuerySet calls: its time is theirs."
+        return " · ".join(bits), "Built while the QuerySet calls ran: no time of its own."
     if name == "compiler":
         return f"{_short(data.get('class'))} · {data.get('result_type') or 'no result'}", ""
     rows = data.get("rows_fetched")
@@ -663,10 +668,13 @@ def _params(params: Any) -> list[dict[str, str]]:
         pairs = [(str(position), value) for position, value in enumerate(params, 1)]
     else:
         return []
-    return [
+    rows = [
         {"name": str(name), "type": values.type_name(value), "value": values.text(value)}
-        for name, value in pairs
+        for name, value in pairs[:PARAMS_SHOWN]
     ]
+    if len(pairs) > PARAMS_SHOWN:
+        rows.append({"name": "…", "type": "", "value": f"and {len(pairs) - PARAMS_SHOWN:,} more"})
+    return rows
 
 
 # EXPLAIN -----------------------------------------------------------------------------
