@@ -53,7 +53,7 @@ def test_request_is_one_stored_trace(client: Client):
         "method": "GET",
         "path": "/authors/",
         "status": 200,
-        "view": "tests.views.authors",
+        "view": "tests.testapp.views.authors",
     }
     assert [(s.alias, s.sql, s.params) for s in trace.statements] == [("default", COUNT_SQL, ())]
 
@@ -69,7 +69,7 @@ def test_async_request_is_one_stored_trace(async_client: AsyncClient):
         "method": "POST",
         "path": "/aauthors/",
         "status": 200,
-        "view": "tests.views.aauthors",
+        "view": "tests.testapp.views.aauthors",
     }
     assert [(s.alias, s.sql, s.params) for s in trace.statements] == [("default", COUNT_SQL, ())]
 
@@ -92,7 +92,7 @@ def test_view_exception_is_a_500(client: Client):
         "method": "GET",
         "path": "/broken/",
         "status": 500,
-        "view": "tests.views.broken",
+        "view": "tests.testapp.views.broken",
     }
     assert [s.sql for s in trace.statements] == [COUNT_SQL]
 
@@ -106,7 +106,7 @@ def test_exception_through_the_middleware(client: Client):
         "method": "GET",
         "path": "/broken/",
         "status": None,
-        "view": "tests.views.broken",
+        "view": "tests.testapp.views.broken",
     }
     assert [s.sql for s in trace.statements] == [COUNT_SQL]
 
@@ -120,7 +120,7 @@ def test_async_exception_through_the_middleware(async_client: AsyncClient):
         "method": "GET",
         "path": "/broken/",
         "status": None,
-        "view": "tests.views.broken",
+        "view": "tests.testapp.views.broken",
     }
     assert [s.sql for s in trace.statements] == [COUNT_SQL]
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.urls import include, path
 
-from tests import views
+from tests.testapp import views
 
 urlpatterns = [
     path("authors/", views.authors),

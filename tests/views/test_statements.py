@@ -18,6 +18,7 @@ import pytest
 from django.db import connections
 from django.db.models.sql.compiler import SQLCompiler
 from django.test import Client
+from django.urls import reverse
 from django.utils.html import escape
 
 import tracer
@@ -67,10 +68,9 @@ def recorded(run: Callable[[], Any], label: str = "") -> tracer.Trace:
     return trace
 
 
-def url(trace: tracer.Trace | str, index: int, view: str = "statements") -> str:
+def url(trace: tracer.Trace | str, index: int, view: str = "statement") -> str:
     trace_id = trace if isinstance(trace, str) else trace.id
-    base = f"/__tracer__/traces/{trace_id}/statements/{index}/"
-    return base + "explain/" if view == "explain" else base
+    return reverse(f"tracer:{view}", args=[trace_id, index])
 
 
 def page(client: Client, trace: tracer.Trace, index: int = 0, *, htmx: bool = False) -> str:
@@ -550,9 +550,21 @@ def test_the_drawer_is_a_fragment_and_the_page_a_page(client):
     assert full.startswith("<!doctype html>")
     assert f'<a href="{url(trace, 0)}" rel="prev">← #1</a>' in full
     assert f'<a href="{url(trace, 2)}" rel="next">#3 →</a>' in full
-    assert f'<a href="/__tracer__/traces/{trace.id}/">' in full
+    assert f'<a href="{reverse("tracer:trace", args=[trace.id])}">' in full
     assert "Open as a page" not in full
     assert 'Statement #2 <span class="tracer-muted">of 3</span>' in full
+
+
+def test_htmx_history_restore_gets_the_page_and_responses_vary_on_htmx(client):
+    trace = recorded(raw_count)
+
+    restore = client.get(
+        url(trace, 0), HTTP_HX_REQUEST="true", HTTP_HX_HISTORY_RESTORE_REQUEST="true"
+    )
+    drawer = client.get(url(trace, 0), HTTP_HX_REQUEST="true")
+
+    assert restore.content.decode().startswith("<!doctype html>")
+    assert restore["Vary"] == drawer["Vary"] == "HX-Request, Cookie"
 
 
 def test_first_and_last_have_no_previous_or_next(client):

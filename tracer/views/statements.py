@@ -15,6 +15,7 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import NoReverseMatch, reverse
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
@@ -91,8 +92,22 @@ class Missing(Exception):
 
 
 def is_htmx(request: HttpRequest) -> bool:
-    """Whether htmx made the request (django-htmx's middleware is not assumed)."""
-    return request.headers.get("HX-Request") == "true"
+    """Whether to answer with the fragment: an htmx request (django-htmx's middleware
+    is not assumed), but not the one htmx makes to restore a page missing from its
+    history cache, which needs the whole page."""
+    headers = request.headers
+    return (
+        headers.get("HX-Request") == "true" and headers.get("HX-History-Restore-Request") != "true"
+    )
+
+
+def _rendered(
+    request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
+) -> HttpResponse:
+    response = render(request, template, context, status=status)
+    # A page or a fragment for one URL: no cache may hand out one for the other.
+    patch_vary_headers(response, ("HX-Request",))
+    return response
 
 
 # Views -------------------------------------------------------------------------------
@@ -109,7 +124,7 @@ def statement(request: HttpRequest, trace_id: str, index: int) -> HttpResponse:
         return _missing(request, str(exc))
     context["drawer"] = is_htmx(request)
     template = "tracer/_pipeline.html" if context["drawer"] else "tracer/statement.html"
-    return render(request, template, context)
+    return _rendered(request, template, context)
 
 
 @tracer_view
@@ -121,20 +136,20 @@ def explain(request: HttpRequest, trace_id: str, index: int) -> HttpResponse:
     analyze = request.POST.get("analyze") in ("1", "on", "true")
     result = explained(trace_id, index, analyze=analyze)
     if is_htmx(request):
-        return render(request, "tracer/_explain.html", {"explain": result, "index": index})
+        return _rendered(request, "tracer/_explain.html", {"explain": result, "index": index})
     try:
         context = statement_context(trace_id, index)
     except Missing as exc:
         return _missing(request, str(exc))
     context["explain"] = result
-    return render(request, "tracer/statement.html", context)
+    return _rendered(request, "tracer/statement.html", context)
 
 
 def _missing(request: HttpRequest, message: str) -> HttpResponse:
     template = (
         "tracer/_statement_missing.html" if is_htmx(request) else "tracer/statement_missing.html"
     )
-    return render(request, template, {"message": message}, status=404)
+    return _rendered(request, template, {"message": message}, status=404)
 
 
 # The statement -----------------------------------------------------------------------
