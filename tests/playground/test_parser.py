@@ -16,7 +16,6 @@ from django.db.models import (
     F,
     IntegerField,
     OuterRef,
-    Prefetch,
     Q,
     Subquery,
     Sum,
@@ -140,7 +139,11 @@ REFUSALS = [
         "arithmetic on plain values is not evaluated: write the result.",
         '"a" * 100000000',
     ),
-    ("Book.objects.filter(pk=1 if 1 else 2)", "conditional expressions (x if y else z) are not allowed.", "1 if 1 else 2"),
+    (
+        "Book.objects.filter(pk=1 if 1 else 2)",
+        "conditional expressions (x if y else z) are not allowed.",
+        "1 if 1 else 2",
+    ),
     (
         "Book.objects.filter(pk=1 < 2)",
         "comparisons are not allowed: write lookups such as price__lt=10.",
@@ -159,10 +162,18 @@ REFUSALS = [
     ("Book.objects.filter(pk=1j)", "complex literals are not allowed.", "1j"),
     ("Book.objects.filter(pk=...)", "ellipsis literals are not allowed.", "..."),
     ("Book.objects.all() << 1", "the operator << is not allowed.", "Book.objects.all() << 1"),
-    ("Book.objects.all()[::2]", "a slice with a step evaluates the QuerySet; only [start:stop] is allowed.", "::2"),
+    (
+        "Book.objects.all()[::2]",
+        "a slice with a step evaluates the QuerySet; only [start:stop] is allowed.",
+        "::2",
+    ),
     ("Book.objects.all()[-1]", "Negative indexing is not supported by QuerySets.", "-1"),
     ('Book.objects.all()["a"]', "Slice bounds and indexes must be integers.", '"a"'),
-    ("Book", "Book is a model: start from one of its managers (objects), e.g. Book.objects.", "Book"),
+    (
+        "Book",
+        "Book is a model: start from one of its managers (objects), e.g. Book.objects.",
+        "Book",
+    ),
     ("Book.nope", "nope is not a manager of demo_app.Book (its managers: objects).", "nope"),
     ("Book.objects.filter", "filter must be called: .filter(...).", "filter"),
     ('"abc"', "The expression must start from a model's manager, e.g. Book.objects.", '"abc"'),
@@ -172,7 +183,13 @@ REFUSALS = [
         "Book.objects.",
         'Book(title="a")',
     ),
-    ("os.system", "os is not allowed: names must be installed models (Author, Book, ContentType, Group, Permission, Profile, ...) or Q, F, Value, the aggregates, Prefetch and the database functions.", "os"),
+    (
+        "os.system",
+        "os is not allowed: names must be installed models (Author, Book, ContentType, Group, "
+        "Permission, Profile, ...) or Q, F, Value, the aggregates, Prefetch and the database "
+        "functions.",
+        "os",
+    ),
     ("demo_app.Nope.objects.all()", "demo_app has no model Nope.", "Nope"),
     (
         "Book.objects.published()",
@@ -224,9 +241,17 @@ REFUSALS = [
         "Prefetch() or union().",
         'Book.objects.values("title")[:1]',
     ),
-    ('Book.objects.filter(price=Decimal(F("x")))', "F() is not allowed here: write a plain value.", 'F("x")'),
+    (
+        'Book.objects.filter(price=Decimal(F("x")))',
+        "F() is not allowed here: write a plain value.",
+        'F("x")',
+    ),
     ("Book.objects.filter(pk=Count)", "Count must be called: Count(...).", "Count"),
-    ("Book.objects.filter(pk=[1][0])", "Indexing a value is not allowed; write the value.", "[1][0]"),
+    (
+        "Book.objects.filter(pk=[1][0])",
+        "Indexing a value is not allowed; write the value.",
+        "[1][0]",
+    ),
     ('Book.objects.filter(pk=-"1")', "Only numbers and expressions can be negated.", '-"1"'),
     ("Book.objects.filter(pk=~1)", "~ negates Q objects and conditions only.", "~1"),
     (
@@ -246,7 +271,11 @@ REFUSALS = [
         "'delete' is not a field of demo_app.Tag.",
         '{"delete": 1}',
     ),
-    ("Tag.objects.bulk_create([Tag(1)])", "Tag() takes keyword arguments only (field=value).", "1"),
+    (
+        "Tag.objects.bulk_create([Tag(1)])",
+        "Tag() takes keyword arguments only (field=value).",
+        "1",
+    ),
     ("Tag.objects.bulk_create([Tag(nope=1)])", "'nope' is not a field of demo_app.Tag.", "nope=1"),
     (
         "Book.objects.filter(nope=1)",
@@ -259,8 +288,17 @@ REFUSALS = [
         "filter(): TypeError: Cannot filter a query once a slice has been taken.",
         ".filter(pk=1)",
     ),
-    ("Book.objects.filter(title=Lower())", "Lower(): TypeError: 'Lower' takes exactly 1 argument (0 given)", "Lower()"),
-    ("Book.objects.filter(published=timedelta(days=10**9))", "** is only allowed between Q objects or expressions (F, Value, aggregates...); arithmetic on plain values is not evaluated: write the result.", "10**9"),
+    (
+        "Book.objects.filter(title=Lower())",
+        "Lower(): TypeError: 'Lower' takes exactly 1 argument (0 given)",
+        "Lower()",
+    ),
+    (
+        "Book.objects.filter(published=timedelta(days=10**9))",
+        "** is only allowed between Q objects or expressions (F, Value, aggregates...); "
+        "arithmetic on plain values is not evaluated: write the result.",
+        "10**9",
+    ),
     (
         "Book.objects.filter(published=date(2020, 13, 1))",
         "date(): ValueError: month must be in 1..12",
@@ -305,7 +343,10 @@ def test_limits():
     message, _ = refused("Book.objects.filter(pk__in=[" + "1," * MAX_NODES + "])")
     assert message == f"The expression has more than {MAX_NODES} parts; make it smaller."
     message, pointed = refused("Book.objects" + ".all()" * (MAX_CALLS + 1))
-    assert (message, pointed) == (f"More than {MAX_CALLS} calls; make the expression smaller.", ".all()")
+    assert (message, pointed) == (
+        f"More than {MAX_CALLS} calls; make the expression smaller.",
+        ".all()",
+    )
     message, _ = refused("(" * 300 + "1" + ")" * 300)
     assert message == "Not valid Python: too many nested parentheses."
 
@@ -321,8 +362,7 @@ def test_pointer_draws_carets_under_the_fault():
     with pytest.raises(PlaygroundError) as info:
         parse('Book.objects.filter(title="é").raw("x")', app="demo_app")
     assert info.value.pointer() == (
-        'Book.objects.filter(title="é").raw("x")\n'
-        "                              ^^^^"
+        'Book.objects.filter(title="é").raw("x")\n                              ^^^^'
     )
     with pytest.raises(PlaygroundError) as info:
         parse("Book.objects.filter(pk=1)\n    .order_by(nope)", app="demo_app")
@@ -366,9 +406,11 @@ BUILT = [
     (
         'Book.objects.filter(author__name__startswith="A").select_related("author")'
         '.order_by("-published")[:10]',
-        lambda: Book.objects.filter(author__name__startswith="A")
-        .select_related("author")
-        .order_by("-published")[:10],
+        lambda: (
+            Book.objects.filter(author__name__startswith="A")
+            .select_related("author")
+            .order_by("-published")[:10]
+        ),
     ),
     ("Book.objects.all()", lambda: Book.objects.all()),
     ("Book.objects", lambda: Book.objects.all()),
@@ -379,7 +421,7 @@ BUILT = [
         ),
     ),
     (
-        'Book.objects.exclude(pk__in=[1, 2, -3]).filter(published__gte=date(2020, 1, 31))',
+        "Book.objects.exclude(pk__in=[1, 2, -3]).filter(published__gte=date(2020, 1, 31))",
         lambda: Book.objects.exclude(pk__in=[1, 2, -3]).filter(
             published__gte=datetime.date(2020, 1, 31)
         ),
@@ -388,12 +430,14 @@ BUILT = [
         'Author.objects.annotate(n=Count("books", distinct=True), total=Coalesce(Sum('
         '"books__price"), Value(Decimal("0")))).filter(n__gt=1)'
         '.order_by(F("total").desc(nulls_last=True))',
-        lambda: Author.objects.annotate(
-            n=Count("books", distinct=True),
-            total=Coalesce(Sum("books__price"), Value(Decimal("0"))),
-        )
-        .filter(n__gt=1)
-        .order_by(F("total").desc(nulls_last=True)),
+        lambda: (
+            Author.objects.annotate(
+                n=Count("books", distinct=True),
+                total=Coalesce(Sum("books__price"), Value(Decimal("0"))),
+            )
+            .filter(n__gt=1)
+            .order_by(F("total").desc(nulls_last=True))
+        ),
     ),
     (
         'Book.objects.annotate(double=ExpressionWrapper(F("price") * 2 + 1, '
@@ -410,7 +454,9 @@ BUILT = [
             Exists(Book.objects.filter(author=OuterRef("pk"), price__lt=5))
         ).annotate(
             first=Subquery(
-                Book.objects.filter(author=OuterRef("pk")).order_by("published").values("title")[:1]
+                Book.objects.filter(author=OuterRef("pk"))
+                .order_by("published")
+                .values("title")[:1]
             )
         ),
     ),
@@ -485,7 +531,14 @@ def test_the_parts_of_an_expression():
         (call.method, call.kind, call.code, text[call.start : call.end], call.args, call.kwargs)
         for call in expression.calls
     ] == [
-        ("filter", "chain", ".filter(price__lt=10)", ".filter(price__lt=10)", (), {"price__lt": 10}),
+        (
+            "filter",
+            "chain",
+            ".filter(price__lt=10)",
+            ".filter(price__lt=10)",
+            (),
+            {"price__lt": 10},
+        ),
         ("order_by", "chain", '.order_by("title")', '.order_by( "title" )', ("title",), {}),
         ("__getitem__", "chain", "[:5]", "[:5]", (slice(None, 5),), {}),
     ]
@@ -523,7 +576,9 @@ def test_a_terminal_call_is_recorded_not_made(text, method, kind, args, kwargs):
 
 
 def test_model_instances_for_bulk_create():
-    terminal = parse('Tag.objects.bulk_create([Tag(name="a"), Tag(id=4, name="b")])', app="demo_app").terminal
+    terminal = parse(
+        'Tag.objects.bulk_create([Tag(name="a"), Tag(id=4, name="b")])', app="demo_app"
+    ).terminal
     [tags] = terminal.args
     assert [(type(tag), tag.pk, tag.name, tag._state.adding) for tag in tags] == [
         (Tag, None, "a", True),

@@ -156,9 +156,7 @@ def compile_inserts(query: Any, using: str, returning: Any, purpose: str) -> lis
     return result
 
 
-def from_attempt(
-    attempt: Any, using: str, purpose: str, note: str | None = None
-) -> Compiled:
+def from_attempt(attempt: Any, using: str, purpose: str, note: str | None = None) -> Compiled:
     """The statement Django was stopped before sending (guard.first_statement)."""
     vendor = connections[using].vendor
     shown_sql, shown_params = shown(attempt.sql, attempt.params, vendor)
@@ -192,5 +190,3 @@ def as_in_transaction(connection: Any, needed: bool) -> Iterator[None]:
         yield
     finally:
         connection.autocommit = saved
-
-

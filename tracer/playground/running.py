@@ -204,7 +204,9 @@ def _table(result: RunResult, items: list[Any], queryset: Any, row_limit: int) -
         if len(names) != len(first):
             names = [str(position) for position in range(len(first))]
         result.columns = names
-        result.rows = [[_cell(cell, name) for cell, name in zip(item, names, strict=False)] for item in items]
+        result.rows = [
+            [_cell(cell, name) for cell, name in zip(item, names, strict=False)] for item in items
+        ]
     else:  # values_list(flat=True), dates()
         names = _names(queryset)
         name = names[0] if len(names) == 1 else "value"
@@ -222,17 +224,19 @@ def _names(queryset: Any) -> list[str]:
     return [field.attname for field in model._meta.concrete_fields]
 
 
-def _instance_columns(instance: Model, prefix: str = "", depth: int = 0) -> list[tuple[str, tuple[str, ...]]]:
+def _instance_columns(
+    instance: Model, prefix: str = "", depth: int = 0
+) -> list[tuple[str, tuple[str, ...]]]:
     """(column name, attribute path) of what the instance holds: loaded fields (not
     deferred ones: reading those would query), annotations, and the fields of the
     objects select_related() loaded with it."""
     meta = instance._meta
     loaded = instance.__dict__
     columns: list[tuple[str, tuple[str, ...]]] = []
-    fields = {field.attname for field in meta.concrete_fields}
-    for field in meta.concrete_fields:
-        if field.attname in loaded:
-            columns.append((prefix + field.attname, (field.attname,)))
+    fields = {concrete.attname for concrete in meta.concrete_fields}
+    for concrete in meta.concrete_fields:
+        if concrete.attname in loaded:
+            columns.append((prefix + concrete.attname, (concrete.attname,)))
     for name in loaded:
         if name not in fields and not name.startswith("_") and _is_annotation(instance, name):
             columns.append((prefix + name, (name,)))
@@ -264,11 +268,14 @@ def _cell(cell: Any, column: str = "") -> Any:
     text, anything else as its repr (shortened); secret-looking columns masked."""
     if column and is_secret(column.rsplit(".", 1)[-1]):
         return MASK if cell is not None else None
+    text: Any
     if cell is None or isinstance(cell, (bool, int, str)):
         text = cell
     elif isinstance(cell, float):
         text = cell if cell == cell and cell not in (float("inf"), float("-inf")) else repr(cell)
-    elif isinstance(cell, (decimal.Decimal, uuid.UUID, datetime.date, datetime.time, datetime.timedelta)):
+    elif isinstance(
+        cell, (decimal.Decimal, uuid.UUID, datetime.date, datetime.time, datetime.timedelta)
+    ):
         text = str(cell)
     elif isinstance(cell, (bytes, bytearray, memoryview)):
         text = bytes(cell).hex()
@@ -314,9 +321,7 @@ def _lineage(parsed: Expression) -> records.Call | records.Manager:
         kwargs = tuple(
             item for name, source in call.kwarg_sources for item in (name, _Source(source))
         )
-        node = records.Call(
-            node, call.method, args, kwargs or None, None, 0, call.duration_ns
-        )
+        node = records.Call(node, call.method, args, kwargs or None, None, 0, call.duration_ns)
     return node
 
 

@@ -102,8 +102,8 @@ def is_timeout(exc: BaseException, vendor: str) -> bool:
             "statement timeout" in str(exc)
         )
     if vendor == "mysql":
-        args = getattr(cause, "args", ()) or getattr(exc, "args", ())
-        return bool(args) and args[0] in _MYSQL_CODES
+        args: tuple[Any, ...] = tuple(getattr(cause, "args", ()) or exc.args)
+        return len(args) > 0 and args[0] in _MYSQL_CODES
     if vendor == "sqlite":
         return str(exc) == "interrupted"
     return False

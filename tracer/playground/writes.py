@@ -39,7 +39,9 @@ __all__ = ["Plan", "plan"]
 Plan = tuple[list[Compiled], list[str]]
 
 
-def plan(method: str, queryset: Any, args: tuple[Any, ...], kwargs: dict[str, Any], using: str) -> Plan:
+def plan(
+    method: str, queryset: Any, args: tuple[Any, ...], kwargs: dict[str, Any], using: str
+) -> Plan:
     """The statements ``queryset.<method>(*args, **kwargs)`` would send on ``using``.
 
     Raises what Django would raise before sending anything (TypeError, ValueError,
@@ -132,8 +134,7 @@ def _delete(queryset: Any, using: str) -> Plan:
                 query,
                 using,
                 "delete",
-                "Nothing depends on these rows (no cascades, no signal receivers): "
-                "one DELETE.",
+                "Nothing depends on these rows (no cascades, no signal receivers): one DELETE.",
             )
         ], []
     # Django loads the rows first: to follow the relations to them and send signals.
@@ -151,8 +152,7 @@ def _delete(queryset: Any, using: str) -> Plan:
             )
         )
     notes = [
-        f"{related.related_model._meta.label}.{related.field.name}: "
-        f"{related.on_delete.__name__}"
+        f"{related.related_model._meta.label}.{related.field.name}: {related.on_delete.__name__}"
         for related in get_candidate_relations_to_delete(model._meta)
     ]
     if notes:
@@ -187,9 +187,7 @@ def _create(queryset: Any, using: str, **kwargs: Any) -> Plan:
     model = queryset.model
     reverse = frozenset(kwargs).intersection(model._meta._reverse_one_to_one_field_names)
     if reverse:
-        raise ValueError(
-            "The following fields do not exist in this model: " + ", ".join(reverse)
-        )
+        raise ValueError("The following fields do not exist in this model: " + ", ".join(reverse))
     return _insert(model(**kwargs), using, "create")
 
 
@@ -342,7 +340,9 @@ def _bulk_create(
     queryset._prepare_for_bulk_create(objs)
     objs_without_pk, objs_with_pk = partition(lambda o: o._is_pk_set(), objs)
     statements: list[Compiled] = []
-    insert = _batched_inserts(queryset, using, batch_size, on_conflict, update_fields, unique_fields)
+    insert = _batched_inserts(
+        queryset, using, batch_size, on_conflict, update_fields, unique_fields
+    )
     if objs_with_pk:
         statements += insert(objs_with_pk, fields)
     if objs_without_pk:
@@ -426,7 +426,9 @@ def _bulk_update(
                     attr = Value(attr, output_field=field)
                 whens.append(When(pk=obj.pk, then=attr))
             case = Case(*whens, output_field=field)
-            update_kwargs[field.attname] = Cast(case, output_field=field) if requires_casting else case
+            update_kwargs[field.attname] = (
+                Cast(case, output_field=field) if requires_casting else case
+            )
         pks = [obj.pk for obj in batch]
         found, _ = _update(queryset.filter(pk__in=pks), using, **update_kwargs)
         for compiled in found:
