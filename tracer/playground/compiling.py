@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections
 
 from tracer import recorder
@@ -101,8 +102,6 @@ def compile_query(query: Any, using: str, purpose: str, note: str | None = None)
     Raises what the compiler raises, except EmptyResultSet: a query Django knows
     matches nothing has no statement, and says so.
     """
-    from django.core.exceptions import EmptyResultSet
-
     query = query.clone()
     connection = connections[using]
     with as_in_transaction(connection, bool(getattr(query, "select_for_update", False))):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from typing import Any
 
 from tracer.playground.expression import PlaygroundError
@@ -23,12 +24,12 @@ def syntax_tree(text: str, lead: int) -> tuple[ast.Expression, Positions]:
     source = text[lead:]
     positions = Positions(text, lead, "")
     try:
-        return ast.parse(source, mode="eval"), positions
+        return _parse(source), positions
     except SyntaxError as exc:
         if "\n" in source or "\r" in source:
             wrapped = Positions(text, lead, "(")
             try:
-                tree = ast.parse(f"({source}\n)", mode="eval")
+                tree = _parse(f"({source}\n)")
             except (SyntaxError, ValueError, RecursionError, MemoryError):
                 tree = None
             # The body must lie inside the added parentheses ("1) + (2" is no expression).
@@ -38,6 +39,13 @@ def syntax_tree(text: str, lead: int) -> tuple[ast.Expression, Positions]:
         raise PlaygroundError(f"Not valid Python: {exc.msg}.", text, start, end) from None
     except (ValueError, RecursionError, MemoryError) as exc:
         raise PlaygroundError(f"Not valid Python: {exc}.", text, 0, len(text)) from None
+
+
+def _parse(source: str) -> ast.Expression:
+    # Invalid escapes in strings ("\d") warn while parsing: not the caller's business.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ast.parse(source, mode="eval")
 
 
 # Positions ---------------------------------------------------------------------------

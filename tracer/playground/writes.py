@@ -22,6 +22,7 @@ from django.db.models.fields import Field
 from django.db.models.functions import Cast
 from django.utils.functional import partition
 
+from tracer.export import value
 from tracer.playground.compiling import (
     Compiled,
     Unknown,
@@ -29,19 +30,18 @@ from tracer.playground.compiling import (
     compile_inserts,
     compile_query,
     from_attempt,
-    shown,
 )
 from tracer.playground.guard import QueryAttempted, first_statement
 
-__all__ = ["Plan", "plan"]
+__all__ = ["Planned", "plan"]
 
 #: A write's statements, in the order they would run, and notes on them.
-Plan = tuple[list[Compiled], list[str]]
+Planned = tuple[list[Compiled], list[str]]
 
 
 def plan(
     method: str, queryset: Any, args: tuple[Any, ...], kwargs: dict[str, Any], using: str
-) -> Plan:
+) -> Planned:
     """The statements ``queryset.<method>(*args, **kwargs)`` would send on ``using``.
 
     Raises what Django would raise before sending anything (TypeError, ValueError,
@@ -53,7 +53,7 @@ def plan(
 # update() ----------------------------------------------------------------------------
 
 
-def _update(queryset: Any, using: str, **kwargs: Any) -> Plan:
+def _update(queryset: Any, using: str, **kwargs: Any) -> Planned:
     queryset._not_support_combined_queries("update")
     if queryset.query.is_sliced:
         raise TypeError("Cannot update a query once a slice has been taken.")
@@ -84,7 +84,7 @@ def _update(queryset: Any, using: str, **kwargs: Any) -> Plan:
     return _update_statements(query, using, "update")
 
 
-def _update_statements(query: Any, using: str, purpose: str) -> Plan:
+def _update_statements(query: Any, using: str, purpose: str) -> Planned:
     try:
         return [compile_query(query, using, purpose)], []
     except QueryAttempted as attempt:
@@ -111,7 +111,7 @@ def _update_statements(query: Any, using: str, purpose: str) -> Plan:
 # delete() ----------------------------------------------------------------------------
 
 
-def _delete(queryset: Any, using: str) -> Plan:
+def _delete(queryset: Any, using: str) -> Planned:
     queryset._not_support_combined_queries("delete")
     if queryset.query.is_sliced:
         raise TypeError("Cannot use 'limit' or 'offset' with delete().")
@@ -170,7 +170,7 @@ def _by_keys(model: type[Model], using: str, purpose: str) -> Compiled:
     pk = model._meta.pk
     query.add_filter(f"{pk.attname}__in", [_stand_in(pk)])
     compiled = compile_query(query, using, purpose, "Once per batch of the keys collected.")
-    compiled.params = [shown("", [Unknown("the primary keys collected")], "")[1][0]]
+    compiled.params = [value(Unknown("the primary keys collected"))]
     compiled.raw_params = None
     return compiled
 
@@ -183,7 +183,7 @@ def _stand_in(field: Field) -> Any:
 # create() and get_or_create() ---------------------------------------------------------------
 
 
-def _create(queryset: Any, using: str, **kwargs: Any) -> Plan:
+def _create(queryset: Any, using: str, **kwargs: Any) -> Planned:
     model = queryset.model
     reverse = frozenset(kwargs).intersection(model._meta._reverse_one_to_one_field_names)
     if reverse:
@@ -191,7 +191,7 @@ def _create(queryset: Any, using: str, **kwargs: Any) -> Plan:
     return _insert(model(**kwargs), using, "create")
 
 
-def _insert(obj: Model, using: str, purpose: str) -> Plan:
+def _insert(obj: Model, using: str, purpose: str) -> Planned:
     """The INSERT of ``obj.save(force_insert=True)``: Model._save_table()."""
     model = type(obj)
     meta = model._meta
@@ -227,7 +227,7 @@ def _get(queryset: Any, using: str, purpose: str, note: str, **kwargs: Any) -> C
     return from_attempt(stopped.attempt, using, purpose, note)
 
 
-def _get_or_create(queryset: Any, using: str, defaults: Any = None, **kwargs: Any) -> Plan:
+def _get_or_create(queryset: Any, using: str, defaults: Any = None, **kwargs: Any) -> Planned:
     queryset._for_write = True
     lookup = _get(queryset, using, "get", "Looks the row up.", **kwargs)
     params = queryset._extract_model_params(defaults, **kwargs)
@@ -243,7 +243,7 @@ def _update_or_create(
     defaults: Any = None,
     create_defaults: Any = None,
     **kwargs: Any,
-) -> Plan:
+) -> Planned:
     update_defaults = defaults or {}
     if create_defaults is None:
         create_defaults = update_defaults
@@ -297,7 +297,7 @@ def _save_update(model: type[Model], update_defaults: dict[str, Any], using: str
     compiled = compile_query(query, using, "update", note)
     if isinstance(compiled.params, list) and compiled.params:
         # The primary key is the last param: the WHERE holds nothing else.
-        compiled.params[-1] = shown("", [Unknown("the primary key of the row found")], "")[1][0]
+        compiled.params[-1] = value(Unknown("the primary key of the row found"))
         compiled.raw_params = None
     return compiled
 
@@ -314,7 +314,7 @@ def _bulk_create(
     update_conflicts: bool = False,
     update_fields: Any = None,
     unique_fields: Any = None,
-) -> Plan:
+) -> Planned:
     model = queryset.model
     if batch_size is not None and batch_size <= 0:
         raise ValueError("Batch size must be a positive integer.")
@@ -386,7 +386,7 @@ def _batched_inserts(
 
 def _bulk_update(
     queryset: Any, using: str, objs: Any, fields: Any, batch_size: Any = None
-) -> Plan:
+) -> Planned:
     model = queryset.model
     if batch_size is not None and batch_size <= 0:
         raise ValueError("Batch size must be a positive integer.")
@@ -437,7 +437,7 @@ def _bulk_update(
     return statements, []
 
 
-_PLANS: dict[str, Callable[..., Plan]] = {
+_PLANS: dict[str, Callable[..., Planned]] = {
     "update": _update,
     "delete": _delete,
     "create": _create,
