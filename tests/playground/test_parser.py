@@ -367,7 +367,13 @@ def test_pointer_draws_carets_under_the_fault():
     with pytest.raises(PlaygroundError) as info:
         parse("Book.objects.filter(pk=1)\n    .order_by(nope)", app="demo_app")
     assert info.value.pointer() == "    .order_by(nope)\n              ^^^^"
-    assert info.value.to_dict() == {"message": info.value.message, "start": 40, "end": 44}
+    assert info.value.to_dict() == {
+        "message": info.value.message,
+        "start": 40,
+        "end": 44,
+        "line": 2,
+        "column": 14,
+    }
 
 
 def test_a_long_line_is_shown_around_the_fault():

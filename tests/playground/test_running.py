@@ -166,6 +166,17 @@ def test_evaluating_calls(alias, vendor):
     assert missing.explain is not None  # the SELECT itself ran fine
 
 
+def test_the_trace_shows_arguments_as_typed(alias):
+    result = run(
+        'Tag.objects.exclude(name="x").get(pk__in=Tag.objects.values("pk"))', alias, app="demo_app"
+    )
+    assert result.error["type"] == "demo_app.models.Tag.DoesNotExist"
+    [statement] = result.trace["statements"]
+    assert statement["stages"]["queryset"]["code"] == (
+        'Tag.objects.exclude(name="x").get(pk__in=Tag.objects.values("pk"))'
+    )
+
+
 def test_deferred_fields_are_not_read(alias):
     bookstore(alias)
     result = run('Book.objects.only("title").order_by("title")[:1]', alias, app="demo_app")

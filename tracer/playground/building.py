@@ -34,8 +34,7 @@ MAX_CALLS = 40
 class Names:
     """Installed models by name (bare, or ``app_label.Model``), and their managers."""
 
-    def __init__(self, app: str | None, text: str) -> None:
-        self.text = text
+    def __init__(self, app: str | None) -> None:
         self.models = list(apps.get_models())
         self.labels = {model._meta.app_label for model in self.models}
         self.by_name: dict[str, list[type[Model]]] = {}
@@ -44,8 +43,8 @@ class Names:
         self.app = app
 
     def model(self, name: str) -> type[Model] | None:
-        """The model a bare name refers to; PlaygroundError-worthy ambiguity is
-        reported by ``resolve``."""
+        """The model a bare name refers to: ``app``'s first, else the only one of that
+        name (None when there are several: see ``ambiguous``)."""
         found = self.by_name.get(name, [])
         if self.app is not None:
             own = [model for model in found if model._meta.app_label == self.app]
@@ -76,6 +75,8 @@ _Node = Any  # an ast node
 
 
 class Builder:
+    """Interprets one checked syntax tree; every error names the part at fault."""
+
     def __init__(self, text: str, positions: Positions, names: Names) -> None:
         self.text = text
         self.positions = positions
@@ -93,8 +94,7 @@ class Builder:
     # The chain
 
     def expression(self, node: _Node) -> Expression:
-        chain = self.chain(node, nested=False)
-        return chain
+        return self.chain(node, nested=False)
 
     def unroll(self, node: _Node) -> tuple[_Node, list[_Node]]:
         """The chain's root (``Book.objects``) and its calls, first call first."""

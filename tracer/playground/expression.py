@@ -45,8 +45,24 @@ class PlaygroundError(ValueError):
         width = max(1, min(self.end, last) - self.start)
         return f"{head}{line}{tail}\n{pad}{'^' * width}"
 
+    @property
+    def line(self) -> int:
+        """The line of the fault's start (1-based)."""
+        return self.text.count("\n", 0, self.start) + 1
+
+    @property
+    def column(self) -> int:
+        """The column of the fault's start on its line (0-based, in characters)."""
+        return self.start - (self.text.rfind("\n", 0, self.start) + 1)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"message": self.message, "start": self.start, "end": self.end}
+        return {
+            "message": self.message,
+            "start": self.start,
+            "end": self.end,
+            "line": self.line,
+            "column": self.column,
+        }
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,6 @@ def parse(text: str, *, app: str | None = None) -> Expression:
     lead = len(text) - len(stripped)
     tree, positions = syntax_tree(text, lead)
     check_syntax(tree, text, positions)
-    builder = Builder(text, positions, Names(app, text))
+    builder = Builder(text, positions, Names(app))
     with no_queries():
         return builder.expression(tree.body)

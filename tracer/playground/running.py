@@ -140,6 +140,7 @@ def run(
     result.run_ms = round((perf_counter_ns() - start) / 1e6, 6)
     if result.timed_out:
         result.notes.append(f"A statement was stopped after {timeout_ms} ms.")
+    _typed_arguments(trace, parsed)
     with no_queries([using]):  # an argument's repr (a model's __str__) must not query
         result.trace = trace.to_dict()
     result.timings = _timings(result.trace)
@@ -323,6 +324,26 @@ def _lineage(parsed: Expression) -> records.Call | records.Manager:
         )
         node = records.Call(node, call.method, args, kwargs or None, None, 0, call.duration_ns)
     return node
+
+
+def _typed_arguments(trace: Any, parsed: Expression) -> None:
+    """The ending call's arguments as typed, in the recorded operation (as its
+    lineage has them): the export shows code, and never needs a QuerySet's repr."""
+    terminal = parsed.terminal
+    if terminal is None or terminal.method == "__getitem__":
+        return
+    for operation in trace.operations:
+        if operation.parent is None and operation.trigger == terminal.method:
+            operation.args = tuple(_Source(source) for source in terminal.arg_sources)
+            operation.kwargs = (
+                tuple(
+                    item
+                    for name, source in terminal.kwarg_sources
+                    for item in (name, _Source(source))
+                )
+                or None
+            )
+            return
 
 
 def _explain(result: RunResult, trace: Any) -> None:
