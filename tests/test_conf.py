@@ -25,6 +25,8 @@ def test_defaults():
         redact_columns=("password", "token", "secret", "key"),
         show_callback=None,
         store_path=None,
+        playground_row_limit=100,
+        playground_timeout_ms=2000,
     )
 
 
@@ -82,3 +84,13 @@ def test_ui_settings_are_checked():
 def test_ui_settings_are_kept():
     config = get_config()
     assert (config.show_callback, config.store_path) == ("myproject.tracing.show", "/t.db")
+
+
+@override_settings(TRACER={"PLAYGROUND_ROW_LIMIT": 0, "PLAYGROUND_TIMEOUT_MS": 5.5})
+def test_playground_settings_are_checked():
+    with pytest.raises(ImproperlyConfigured) as info:
+        get_config()
+    assert str(info.value) == (
+        "TRACER['PLAYGROUND_ROW_LIMIT'] must be a positive integer, not 0. "
+        "TRACER['PLAYGROUND_TIMEOUT_MS'] must be a positive integer, not 5.5."
+    )

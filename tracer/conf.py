@@ -48,6 +48,10 @@ DEFAULTS: dict[str, Any] = {
     # Where finished traces are kept: None for memory (this process only), or the
     # path of a SQLite file that every process of the server shares.
     "STORE_PATH": None,
+    # The playground page's Run: rows read at most, and milliseconds each statement
+    # may take.
+    "PLAYGROUND_ROW_LIMIT": 100,
+    "PLAYGROUND_TIMEOUT_MS": 2000,
 }
 
 _POSITIVE_INTS = (
@@ -59,6 +63,8 @@ _POSITIVE_INTS = (
     "STORE_TRACES",
     "STORE_BYTES",
     "N_PLUS_ONE_MIN",
+    "PLAYGROUND_ROW_LIMIT",
+    "PLAYGROUND_TIMEOUT_MS",
 )
 
 
@@ -78,6 +84,8 @@ class Config:
     redact_columns: tuple[str, ...] = DEFAULTS["REDACT_COLUMNS"]
     show_callback: Any = None
     store_path: str | None = None
+    playground_row_limit: int = DEFAULTS["PLAYGROUND_ROW_LIMIT"]
+    playground_timeout_ms: int = DEFAULTS["PLAYGROUND_TIMEOUT_MS"]
 
 
 def config_problems(value: Any) -> list[str]:
@@ -163,6 +171,8 @@ def get_config() -> Config:
         redact_columns=tuple(p.lower() for p in merged["REDACT_COLUMNS"]),
         show_callback=merged["SHOW_CALLBACK"],
         store_path=None if merged["STORE_PATH"] is None else os.fspath(merged["STORE_PATH"]),
+        playground_row_limit=merged["PLAYGROUND_ROW_LIMIT"],
+        playground_timeout_ms=merged["PLAYGROUND_TIMEOUT_MS"],
     )
 
 
