@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tracer.views import compare, dashboard, statements, traces, transfer
+from tracer.views import backends, compare, dashboard, playground, statements, traces, transfer
 
 app_name = "tracer"
 
@@ -22,4 +22,7 @@ urlpatterns = [
     ),
     path("import/", transfer.import_trace, name="import"),
     path("compare/", compare.compare, name="compare"),
+    path("playground/", playground.playground, name="playground"),
+    path("playground/run/", playground.playground_run, name="playground_run"),
+    path("backends/", backends.backends, name="backends"),
 ]

@@ -43,12 +43,16 @@ def test_every_route_is_named_and_covered():
         "explain",
         "import",
         "compare",
+        "playground",
+        "playground_run",
+        "backends",
     ]
 
 
 def shown() -> list[int]:
-    """The status of a GET of each route when shown: explain only takes POSTs."""
-    return [405 if name == "explain" else 200 for name in NAMES]
+    """The status of a GET of each route when shown: explain and playground_run only
+    take POSTs."""
+    return [405 if name in ("explain", "playground_run") else 200 for name in NAMES]
 
 
 def test_shown_with_debug_to_internal_addresses(client: Client, addresses: list[str]):
@@ -64,6 +68,7 @@ def test_hidden_otherwise(client: Client, addresses: list[str], changes: dict[st
     with override_settings(**changes):
         statuses = [client.get(address).status_code for address in addresses]
         assert client.post(addresses[NAMES.index("import")]).status_code == 404
+        assert client.post(addresses[NAMES.index("playground_run")]).status_code == 404
     assert statuses == [404] * len(addresses)
 
 
