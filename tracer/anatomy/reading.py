@@ -39,6 +39,8 @@ class Cell:
     more: list[str] = field(default_factory=list)
     #: Where it is in Django's source.
     links: list[djangosource.SourceLink] = field(default_factory=list)
+    #: Said about it, not compared (how it is computed).
+    notes: list[str] = field(default_factory=list)
 
     @property
     def key(self) -> tuple[str, tuple[str, ...]] | None:

@@ -310,9 +310,29 @@ def data_types(backends: list[Backend]) -> list[Row]:
                     more.append(f"then {suffixes[name]}")
                 if checks.get(name):
                     more.append(f"CHECK ({checks[name]})")
-                cells.append(Cell(str(types[name]), more=more))
+                notes: list[str] = []
+                cells.append(Cell(_column_type(types[name], notes), more=more, notes=notes))
         rows.append(Row(name, cells))
     return rows
+
+
+class _Placeholders(dict[str, str]):
+    """Field data as the schema editor passes it, each value left a placeholder."""
+
+    def __missing__(self, key: str) -> str:
+        return f"%({key})s"
+
+
+def _column_type(found: Any, notes: list[str]) -> str:
+    """A column type; one that is a function of the field (CharField's varchar, with
+    or without a length) is written with placeholders, and said to be computed."""
+    if not callable(found):
+        return str(found)
+    notes.append(f"computed by {getattr(found, '__module__', '?')}.{found.__qualname__}()")
+    try:
+        return str(found(_Placeholders()))
+    except Exception:  # a function that needs real values: its name says enough
+        return "(computed)"
 
 
 def _server_free(backend: Backend, name: str) -> dict[str, Any] | None:
