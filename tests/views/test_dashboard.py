@@ -211,3 +211,10 @@ def test_the_demo_links_to_its_traces(client: Client):
     request_trace = get_store().traces()[0]
     assert request_trace.label == "GET /books/n-plus-one/"
     assert f'<a href="/__tracer__/trace/{request_trace.id}/" id="demo-trace">' in html
+
+
+def test_leads_to_the_playground_and_the_backends(client: Client):
+    html = client.get(URL).content.decode()
+
+    assert '<a href="/__tracer__/playground/">playground</a>' in html
+    assert '<a href="/__tracer__/backends/">backend anatomy</a>' in html

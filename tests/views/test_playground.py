@@ -93,7 +93,9 @@ def test_the_empty_page_has_the_form_and_the_examples(client):
     assert '<p class="tracer-empty">Type an expression, or pick an example.</p>' in page
     for title, expression in DEMO_EXAMPLES:
         link = html.escape(PAGE + "?" + urlencode({"q": expression, "app": "demo_app"}))
-        assert f'<li><a href="{link}">{html.escape(title)}</a>' in page
+        assert (
+            f'<li><a href="{link}" title="{html.escape(expression)}">{html.escape(title)}</a></li>'
+        ) in page
     # The nav of every page leads here and to the backends.
     assert '<a href="/__tracer__/playground/">Playground</a>' in page
     assert '<a href="/__tracer__/backends/">Backends</a>' in page
@@ -342,6 +344,9 @@ def test_run_on_each_engine(client, alias, vendor):
         ],
     ]
     assert "<caption>2 rows</caption>" in fragment
+    assert (
+        '<span class="tracer-stage-gist">sent by Run: 1 statement, rolled back</span>'
+    ) in fragment
     # The run is a stored trace: its page, and each statement's.
     [trace] = [trace for trace in get_store().traces() if trace.label == f"playground: {EXAMPLE}"]
     assert f'<a href="/__tracer__/trace/{trace.id}/">open it</a>' in fragment

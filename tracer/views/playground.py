@@ -46,7 +46,7 @@ ECHO_PAST_LIMIT = 200
 #: The demo bookstore's examples: (what it shows, the expression).
 DEMO_EXAMPLES = (
     (
-        "filter() across a relation, select_related(), order_by(), a slice",
+        "filter() across a relation, select_related()",
         'Book.objects.filter(author__name__startswith="A").select_related("author")'
         '.order_by("-published")[:10]',
     ),
@@ -56,19 +56,19 @@ DEMO_EXAMPLES = (
         '.filter(price__lt=20).order_by("title"))).order_by("name")[:5]',
     ),
     (
-        "annotate() with Count, then filter() on it",
+        "annotate(Count()), then filter() on it",
         'Author.objects.annotate(n_books=Count("books")).filter(n_books__gt=1)'
         '.order_by("-n_books")',
     ),
     ("values_list()", 'Book.objects.values_list("title", "author__name").order_by("title")[:20]'),
     (
-        "Q objects: OR and NOT",
+        "Q objects: | and ~",
         'Book.objects.filter(Q(title__icontains="django") | Q(author__name="Ann"), '
         "~Q(price__gt=50))",
     ),
     ("count()", "Review.objects.filter(rating__gte=4).count()"),
     (
-        "update(), compiled only",
+        "update(): compiled, never run",
         'Book.objects.filter(published__year__lt=2000).update(price=F("price") * Decimal("0.9"))',
     ),
 )
@@ -161,6 +161,12 @@ def playground_run(request: HttpRequest) -> HttpResponse:
     else:
         context["pipeline"] = pipeline_view(result.pipeline)
         context["run"] = run_view(result)
+        if result.ran:
+            count = len(result.timings)
+            backend = context["pipeline"]["stages"][-1]
+            backend["gist"] = (
+                f"sent by Run: {count} statement{'' if count == 1 else 's'}, rolled back"
+            )
     template = "tracer/_playground_result.html" if is_htmx(request) else "tracer/playground.html"
     return vary_on_htmx(render(request, template, context))
 
