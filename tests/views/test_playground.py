@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from django.db import connections
+from django.db import OperationalError, connections
 from django.template.loader import render_to_string
 from django.test import Client, override_settings
 
@@ -478,3 +478,20 @@ def test_hidden_unless_the_show_callback_allows(client):
     with override_settings(DEBUG=False):
         assert compile_(client, EXAMPLE).status_code == 404
         assert client.post(RUN, {"q": EXAMPLE}).status_code == 404
+
+
+def test_a_database_down_is_said_so(client, monkeypatch):
+    def down(*args: Any, **kwargs: Any) -> None:
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr("tracer.views.playground.unfold", down)
+    monkeypatch.setattr("tracer.views.playground.run", down)
+
+    compiled = compile_(client, EXAMPLE, htmx=True).content.decode()
+    ran = run(client, EXAMPLE)
+
+    for fragment in (compiled, ran):
+        assert (
+            '<p class="tracer-statement-error" role="alert">The database <code>default</code> '
+            "could not be used: OperationalError: connection refused</p>"
+        ) in fragment

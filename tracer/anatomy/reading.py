@@ -143,8 +143,8 @@ def load(alias: str, connect: bool = False) -> Backend:
         backend.error = f"The engine could not be loaded: {type(exc).__name__}: {exc}"
         return backend
     if connect:
-        connection = connections[alias]
         try:
+            connection = connections[alias]
             with recorder.suspended():
                 connection.ensure_connection()
         except Exception as exc:

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse, QueryDict
 from django.shortcuts import render
@@ -156,7 +157,7 @@ def playground_run(request: HttpRequest) -> HttpResponse:
         )
     except PlaygroundError as exc:
         context["refusal"] = refusal(exc)
-    except DatabaseError as exc:
+    except (DatabaseError, ImproperlyConfigured) as exc:
         context["failure"] = f"{type(exc).__name__}: {exc}"
     else:
         context["pipeline"] = pipeline_view(result.pipeline)
@@ -214,8 +215,9 @@ def compiled(form: Form) -> dict[str, Any]:
         pipeline = unfold(form.q, form.db, app=form.app or None)
     except PlaygroundError as exc:
         return {"refusal": refusal(exc)}
-    except DatabaseError as exc:
-        # MySQL reads the server's version before compiling: the server may be down.
+    except (DatabaseError, ImproperlyConfigured) as exc:
+        # MySQL reads the server's version before compiling: the server may be down;
+        # an alias's driver may be missing.
         return {"failure": f"{type(exc).__name__}: {exc}"}
     return {"pipeline": pipeline_view(pipeline)}
 
