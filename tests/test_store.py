@@ -4,7 +4,6 @@ import json
 import logging
 import multiprocessing
 import os
-import queue
 import re
 import sqlite3
 import subprocess
@@ -832,14 +831,14 @@ def test_file_store_counts_a_trace_it_cannot_export(file_store, caplog):
 
 
 def test_file_store_drops_traces_when_its_queue_is_full(file_store, caplog, monkeypatch):
-    monkeypatch.setattr(file_store, "_queue", queue.Queue(1))
+    monkeypatch.setattr(filestore, "QUEUE_MAX", 1)
     monkeypatch.setattr(file_store, "_start_writer", lambda: None)
     with caplog.at_level(logging.ERROR, logger="tracer"):
         file_store.add(make_trace())
         file_store.add(make_trace())
     assert file_store.failures == 1
     assert [r.getMessage() for r in caplog.records] == [
-        f"tracer could not store a trace ({filestore.QUEUE_MAX} traces are waiting to be "
+        "tracer could not store a trace (1 traces are waiting to be "
         f"written to {file_store.path}; this one was dropped); the request or block it "
         "recorded was not affected. Later failures are counted (store.failures)."
     ]

@@ -1,8 +1,9 @@
 """Finished traces in a SQLite file that every process of a server shares.
 
 With ``TRACER["STORE_PATH"] = "/var/tmp/tracer.sqlite3"``, the processes of one server
-(runserver and its reloader's child, gunicorn's workers) add their traces to one file,
-and the tracer's pages list all of them, whichever process serves the page.
+(gunicorn's workers; runserver's, one after the other, as its autoreloader restarts it)
+add their traces to one file, and the tracer's pages list all of them, whichever
+process serves the page.
 
 - The store talks to the file through Python's ``sqlite3`` module, never through a
   Django connection: its statements never pass through ``tracer.backend``, so they are
@@ -10,7 +11,8 @@ and the tracer's pages list all of them, whichever process serves the page.
 - ``add()`` only puts the trace on a queue. One background thread per process exports
   it (``trace.to_dict()``, with its findings), and writes the JSON, the summary of the
   list (``tracer.findings.summary``) and the params EXPLAIN needs, then drops the
-  oldest traces past ``STORE_TRACES`` or ``STORE_BYTES`` (bytes of stored JSON).
+  oldest traces past ``STORE_TRACES`` or ``STORE_BYTES`` (bytes of JSON, counted
+  before it is compressed).
 - Lists are answered from summary columns, with indexes, never by parsing the JSON.
 - WAL journal, a busy timeout, one connection per thread and per process (sqlite3
   connections cannot be shared, nor kept across a fork), and a schema version in
@@ -27,9 +29,11 @@ import queue
 import sqlite3
 import threading
 import weakref
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 from tracer import recorder
@@ -58,6 +62,9 @@ BUSY_TIMEOUT = 5.0
 #: Traces waiting for the writer at most; past that, add() drops them (counted in
 #: ``failures``) rather than hold the memory of a store that cannot keep up.
 QUEUE_MAX = 1000
+#: Seconds between the writer's looks at its queue. add() does not wake it: a woken
+#: thread takes the CPU (and the GIL) from the request that woke it, mid-request.
+POLL = 0.05
 #: Traces written per transaction at most.
 BATCH = 50
 #: Seconds a read waits for this process's earlier adds to be written.
@@ -93,10 +100,11 @@ _SCHEMA = (
         bytes INTEGER NOT NULL,
         summary TEXT NOT NULL
     )""",
-    # The JSON apart, so that scanning the list reads small rows only.
+    # The JSON apart, so that scanning the list reads small rows only; compressed
+    # (zlib): a trace's JSON repeats its stacks and SQL, and shrinks about 15 times.
     """CREATE TABLE trace_data (
         seq INTEGER PRIMARY KEY,
-        data TEXT NOT NULL,
+        data BLOB NOT NULL,
         params TEXT
     )""",
     *(f"CREATE INDEX traces_{key} ON traces ({key})" for key in SORT_KEYS),
@@ -134,9 +142,9 @@ class SQLiteStore:
     """Traces kept in the SQLite file at ``path``, shared by every process using it.
 
     Bounded like ``MemoryStore``: at most ``max_traces`` traces, and about
-    ``max_bytes`` bytes of stored JSON, the oldest dropped first, the newest always
-    kept. The bounds are applied by each write (so a ``resize()`` takes effect at the
-    next one), with the bounds of the process that writes.
+    ``max_bytes`` bytes of JSON (counted before compression), the oldest dropped first,
+    the newest always kept. The bounds are applied by each write (so a ``resize()``
+    takes effect at the next one), with the bounds of the process that writes.
 
     The file is opened when first used. Reading methods raise ``StoreError`` when it
     cannot be read; ``add()`` never raises. A read waits (up to ``READ_WAIT``
@@ -156,7 +164,9 @@ class SQLiteStore:
     def _start_process(self) -> None:
         # Everything that belongs to one process: locks, queue, writer, connections.
         self._lock = threading.Lock()
-        self._queue: queue.Queue[Any] = queue.Queue(QUEUE_MAX)
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Set by flush() and close(); add() never wakes the writer (see POLL).
+        self._wake = threading.Event()
         self._writer: threading.Thread | None = None
         # Traces added but not yet written, by id: get() finds them here.
         self._pending: dict[str, Trace] = {}
@@ -176,16 +186,19 @@ class SQLiteStore:
         try:
             trace_id = trace.id
             with self._lock:
-                self._start_writer()
-                self._queue.put_nowait(trace)
-                self._pending[trace_id] = trace
-        except queue.Full:
+                full = len(self._pending) >= QUEUE_MAX
+                if not full:
+                    self._start_writer()
+                    self._pending[trace_id] = trace
+                    self._queue.put(trace)
+        except Exception:
+            self._failed()
+            return
+        if full:
             self._failed(
                 f"{QUEUE_MAX} traces are waiting to be written to {self.path}; "
                 "this one was dropped"
             )
-        except Exception:
-            self._failed()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every trace added before the call is written (or failed).
@@ -194,10 +207,8 @@ class SQLiteStore:
             if self._writer is None:
                 return True
             done = threading.Event()
-        try:
-            self._queue.put(done, timeout=timeout)
-        except queue.Full:
-            return False
+        self._queue.put(done)
+        self._wake.set()
         return done.wait(timeout)
 
     def close(self, timeout: float | None = None) -> None:
@@ -207,7 +218,8 @@ class SQLiteStore:
         with self._lock:
             writer, self._writer = self._writer, None
         if writer is not None:
-            self._queue.put(_STOP, timeout=timeout)
+            self._queue.put(_STOP)
+            self._wake.set()
             writer.join(timeout)
         connection = getattr(self._local, "connection", None)
         if connection is not None:
@@ -244,23 +256,29 @@ class SQLiteStore:
 
     def _write_queued(self) -> None:
         while True:
-            batch = [self._queue.get()]
-            while len(batch) < BATCH:
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            traces = [item for item in batch if isinstance(item, Trace)]
-            if traces:
-                self._write(traces)
-            for item in batch:
-                if isinstance(item, threading.Event):
-                    item.set()
-            if _STOP in batch:
-                connection = getattr(self._local, "connection", None)
-                if connection is not None:
-                    connection.close()
-                return
+            self._wake.wait(POLL)
+            self._wake.clear()
+            while batch := self._take(BATCH):
+                traces = [item for item in batch if isinstance(item, Trace)]
+                if traces:
+                    self._write(traces)
+                for item in batch:
+                    if isinstance(item, threading.Event):
+                        item.set()
+                if _STOP in batch:
+                    connection = getattr(self._local, "connection", None)
+                    if connection is not None:
+                        connection.close()
+                    return
+
+    def _take(self, count: int) -> list[Any]:
+        taken: list[Any] = []
+        while len(taken) < count:
+            try:
+                taken.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return taken
 
     def _write(self, traces: list[Trace]) -> None:
         rows = []
@@ -443,8 +461,8 @@ class SQLiteStore:
         if row is None:  # dropped since
             return None
         try:
-            trace = Trace.from_dict(json.loads(row[0]))
-        except ValueError as exc:
+            trace = Trace.from_dict(json.loads(zlib.decompress(row[0])))
+        except (ValueError, zlib.error) as exc:
             raise StoreError(f"The trace store {self.path} holds a damaged trace: {exc}") from exc
         with self._lock:
             self._parsed[seq] = trace
@@ -546,7 +564,7 @@ def _row(trace: Trace) -> dict[str, Any]:
         "place": summary["path"] or summary["label"] or "",
         "bytes": len(text) + len(params or ""),
         "summary": json.dumps(summary),
-        "data": text,
+        "data": zlib.compress(text.encode("ascii"), 1),
         "params": params,
     }
 
@@ -554,7 +572,6 @@ def _row(trace: Trace) -> dict[str, Any]:
 def _kept_params(trace: Trace, data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """For each SELECT that EXPLAIN may run (by index): ``{"params": tagged}``, or
     ``{"problem": why not}``."""
-    from tracer.analysis.explain import select_problem
     from tracer.export import redacted
 
     kept = {}
@@ -566,7 +583,7 @@ def _kept_params(trace: Trace, data: dict[str, Any]) -> dict[str, dict[str, Any]
             statement.kind != "execute"
             or not isinstance(sql, str)
             or isinstance(params, str)  # not kept past SOFT_CAP
-            or select_problem(sql, statement.vendor) is not None
+            or _select_problem(sql, statement.vendor) is not None
         ):
             continue
         if exported["sql"] != sql:
@@ -584,6 +601,22 @@ def _kept_params(trace: Trace, data: dict[str, Any]) -> dict[str, dict[str, Any]
                 f"keep (it keeps {KEPT_TYPES})."
             }
     return kept
+
+
+def _select_problem(sql: str, vendor: str) -> str | None:
+    from tracer.analysis.explain import select_problem
+
+    # Most statements of a trace repeat a few SQL texts (a loop's): ask once for each.
+    if len(sql) > 2000:
+        return select_problem(sql, vendor)
+    return _cached_select_problem(sql, vendor)
+
+
+@lru_cache(maxsize=256)
+def _cached_select_problem(sql: str, vendor: str) -> str | None:
+    from tracer.analysis.explain import select_problem
+
+    return select_problem(sql, vendor)
 
 
 def _where(query: ListQuery) -> tuple[str, list[Any]]:
