@@ -178,18 +178,8 @@ def stages(statement: Statement) -> dict[str, dict[str, Any] | None]:
     """The six stages of a statement; None marks a stage it did not go through."""
     operation = statement.operation
     compile = statement.compile
-    # The statement is the SQL of its operation's QuerySet when a compiler made it
-    # from that QuerySet's model, or when the QuerySet is raw.
-    raw_queryset = (
-        operation is not None
-        and operation.queryset_class is not None
-        and compile is None
-        and statement.kind == "execute"
-        and operation.queryset_class.__name__ == "RawQuerySet"
-    )
-    own = operation is not None and (
-        raw_queryset or (compile is not None and compile.model is operation.model)
-    )
+    raw_queryset = _raw_queryset(statement)
+    own = owned(statement)
     model = compile.model if compile is not None else (operation.model if raw_queryset else None)  # type: ignore[union-attr]
     return {
         "model": _model_stage(model),
@@ -199,6 +189,33 @@ def stages(statement: Statement) -> dict[str, dict[str, Any] | None]:
         "compiler": _compiler_stage(compile),
         "backend": _backend_stage(statement, compile),
     }
+
+
+def _raw_queryset(statement: Statement) -> bool:
+    operation = statement.operation
+    return (
+        operation is not None
+        and operation.queryset_class is not None
+        and statement.compile is None
+        and statement.kind == "execute"
+        and operation.queryset_class.__name__ == "RawQuerySet"
+    )
+
+
+def owned(statement: Statement) -> bool:
+    """Whether the statement is the SQL of its operation's QuerySet (which then gives
+    its manager and queryset stages): a compiler made it from that QuerySet's model,
+    or the QuerySet is raw."""
+    operation = statement.operation
+    compile = statement.compile
+    return operation is not None and (
+        _raw_queryset(statement) or (compile is not None and compile.model is operation.model)
+    )
+
+
+def build_ns(operation: Operation) -> int:
+    """Time spent building the operation's QuerySet: its chained calls."""
+    return sum(call.duration_ns for call in _calls(operation.lineage)[1])
 
 
 def _model_stage(model: Any) -> dict[str, Any] | None:
@@ -234,7 +251,7 @@ def _queryset_stage(operation: Operation) -> dict[str, Any] | None:
             }
             for call in calls
         ],
-        "build_ms": _ms(sum(call.duration_ns for call in calls)),
+        "build_ms": _ms(build_ns(operation)),
         "trigger": operation.trigger,
         "trigger_detail": operation.detail,
         "trigger_location": _frame(location),
@@ -362,7 +379,7 @@ def to_dict(trace: Trace) -> dict[str, Any]:
 
 
 def _export(trace: Trace) -> dict[str, Any]:
-    from tracer.findings import findings
+    from tracer.findings import trace_findings
 
     origin = trace.start_ns
     operations = trace.operations
@@ -382,7 +399,7 @@ def _export(trace: Trace) -> dict[str, Any]:
             _statement_dict(statement, position, index, origin)
             for position, statement in enumerate(trace.statements)
         ],
-        "findings": findings(trace),
+        "findings": trace_findings(trace),
     }
 
 

@@ -137,12 +137,13 @@ class ListQuery:
 
 
 def summary_of(trace: Trace) -> dict[str, Any]:
-    """The list figures of a finished trace (``tracer.findings.summary``), cached."""
+    """The list figures of a finished trace (``tracer.findings.summary``), cached.
+    A live trace's come from its records, without exporting it."""
     cached = trace._summary
     if cached is None:
-        from tracer.findings import summary
+        from tracer.findings import live_summary, summary
 
-        cached = summary(trace.to_dict())
+        cached = summary(trace.to_dict()) if trace.imported else live_summary(trace)
         if trace.finished:
             trace._summary = cached
     return cached
