@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -9,11 +10,12 @@ from typing import Any
 import django
 import pytest
 from django.db import connections, transaction
-from django.test import override_settings
+from django.test import Client, override_settings
 from opentelemetry import trace as api
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
 import tracer
+from tests import views
 from tests.testapp.models import Author, Book
 from tracer import sqlcomment
 
@@ -134,6 +136,21 @@ def test_results_are_the_same(alias: str):
         [("A_b",)],
         1,
     ]
+
+
+def test_a_request_names_its_view_and_route(sqlite_sent: list[str], client: Client):
+    with override_settings(
+        MIDDLEWARE=["tracer.middleware.TracerMiddleware"], TRACER={"SQL_COMMENTS": True}
+    ):
+        client.get("/authors/")
+    (sent,) = sqlite_sent
+    line = inspect.getsourcelines(views.authors)[1] + 1
+    assert sent.endswith(
+        " /*controller='tests.views.authors',"
+        f"file='tests%2Fviews.py%3A{line}',"
+        f"{FRAMEWORK},"
+        "route='authors%2F'*/"
+    )
 
 
 def test_traceparent_of_the_current_span(sqlite_sent: list[str]):
