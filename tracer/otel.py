@@ -15,9 +15,13 @@ span for the trace itself is their parent.
 
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import logging
+import os
 import re
+import threading
+from collections import deque
 from typing import Any
 
 from django.core.signals import setting_changed
@@ -80,34 +84,110 @@ def enabled() -> bool:
 
 
 def finished(trace: Trace) -> None:
-    """Called by the recorder with each finished outermost trace."""
-    global _failed
-    if _enabled is False or not enabled():
+    """Called by the recorder with each finished outermost trace: hands it to the
+    export thread, with the current span's context."""
+    if _enabled is False or not enabled() or trace.imported or trace.end_ns is None:
         return
-    try:
-        export(trace)
-    except Exception:
-        if not _failed:
-            _failed = True
-            logger.exception(
-                "tracer could not export a trace to OpenTelemetry; later failures are "
-                "not logged."
-            )
+    _submit((trace, *_origin(trace)))
 
 
 def export(trace: Trace) -> None:
-    """Emit ``trace`` as spans now, under the current span (or a span of its own)."""
+    """Emit ``trace`` as spans now, in this thread, under the current span (or a span
+    of its own)."""
+    if trace.imported or trace.end_ns is None:
+        return
+    _emit(trace, *_origin(trace))
+
+
+def _origin(trace: Trace) -> tuple[Any, dict[str, dict[str, Any]]]:
+    """What the spans need from the thread that ran the trace: the current context if
+    a span is current, and what each alias's connection (this thread's) knows."""
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace as api
+
+    valid = api.get_current_span().get_span_context().is_valid
+    places = {
+        alias: _place(alias, vendor)
+        for alias, vendor in {(s.alias, s.vendor) for s in trace.statements}
+    }
+    return (otel_context.get_current() if valid else None), places
+
+
+def flush(timeout: float | None = None) -> bool:
+    """Wait until the export thread has emitted every trace handed to it; False if
+    ``timeout`` (seconds) ran out first."""
+    with _wake:
+        return _wake.wait_for(lambda: not _pending, timeout)
+
+
+def dropped() -> int:
+    """Traces not exported because MAX_PENDING were already waiting."""
+    return _dropped
+
+
+# The export thread -------------------------------------------------------------------
+#
+# Making spans costs the SDK some 15 us each, more with attributes: tens of spans per
+# request are better made after the response than before it. One daemon thread per
+# process (started again in a forked child), fed through a bounded queue, emptied at
+# exit before the SDK's own exit handler shuts the provider down.
+
+#: Finished traces waiting for the export thread at most; more are dropped (counted).
+MAX_PENDING = 1000
+
+_pending: deque[tuple[Trace, Any, dict[str, dict[str, Any]]]] = deque()
+_wake = threading.Condition()
+_thread: threading.Thread | None = None
+_pid = 0
+_dropped = 0
+
+
+def _submit(item: tuple[Trace, Any, dict[str, dict[str, Any]]]) -> None:
+    global _thread, _pid, _dropped
+    with _wake:
+        if len(_pending) >= MAX_PENDING:
+            _dropped += 1
+            return
+        _pending.append(item)
+        if _thread is None or _pid != os.getpid():
+            if _thread is None:
+                atexit.register(flush, 5)
+            _pid = os.getpid()
+            _thread = threading.Thread(target=_work, name="tracer-otel-export", daemon=True)
+            _thread.start()
+        _wake.notify_all()
+
+
+def _work() -> None:
+    global _failed
+    while True:
+        with _wake:
+            _wake.wait_for(lambda: bool(_pending))
+            trace, parent, places = _pending[0]
+        try:
+            _emit(trace, parent, places)
+        except Exception:
+            if not _failed:
+                _failed = True
+                logger.exception(
+                    "tracer could not export a trace to OpenTelemetry; later failures are "
+                    "not logged."
+                )
+        with _wake:
+            _pending.popleft()
+            _wake.notify_all()
+
+
+def _emit(trace: Trace, parent: Any, places: dict[str, dict[str, Any]]) -> None:
     from opentelemetry import trace as api
     from opentelemetry.trace import SpanKind, Status, StatusCode
 
-    if trace.imported or trace.end_ns is None:
-        return
     tracer = api.get_tracer(SCOPE)
     # Epoch nanoseconds of a perf_counter_ns() reading of this trace.
     origin = round(trace.started_at * 1e9) - trace.start_ns
     root = None
-    context = None
-    if not api.get_current_span().get_span_context().is_valid:
+    context = parent
+    if parent is None:
         root = tracer.start_span(
             _trace_name(trace),
             kind=SpanKind.INTERNAL,
@@ -118,7 +198,6 @@ def export(trace: Trace) -> None:
             return
         context = api.set_span_in_context(root)
     exported = trace._exported["statements"] if trace._exported is not None else None
-    places: dict[str, dict[str, Any]] = {}
     seen: set[int] = set()  # compiles and operations whose stage spans were emitted
     for index, statement in enumerate(trace.statements):
         if not statement.start_ns:
@@ -127,7 +206,7 @@ def export(trace: Trace) -> None:
             stages = exported[index]["stages"]
         else:
             stages = statement.stages
-        name, attributes = _describe(trace, index, statement, stages, places)
+        name, attributes = _describe(trace, index, statement, stages, places[statement.alias])
         steps = _steps(statement, stages, seen)
         start = min(step[1] for step in steps)
         end = max(step[2] for step in steps)
@@ -156,7 +235,7 @@ def export(trace: Trace) -> None:
             child.end(end_time=origin + step_end)
         span.end(end_time=origin + end)
     if root is not None:
-        root.end(end_time=origin + trace.end_ns)
+        root.end(end_time=origin + (trace.end_ns or trace.start_ns))
 
 
 def _trace_name(trace: Trace) -> str:
@@ -192,10 +271,10 @@ def _describe(
     index: int,
     statement: Statement,
     stages: dict[str, Any],
-    places: dict[str, dict[str, Any]],
+    place: dict[str, Any],
 ) -> tuple[str, dict[str, Any]]:
     """The statement span's name and attributes."""
-    attributes = dict(_place(statement, places))
+    attributes = dict(place)
     sql = statement.sql if isinstance(statement.sql, str) else repr(statement.sql)
     compiler = stages["compiler"]
     model = stages["model"]
@@ -279,23 +358,19 @@ def _operation_name(statement: Statement) -> str:
     return "SELECT"
 
 
-def _place(statement: Statement, places: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _place(alias: str, vendor: str) -> dict[str, Any]:
     """db.system.name, db.namespace, server.address and server.port of an alias,
-    from its settings (the database named when the connection was made)."""
-    alias = statement.alias
-    known = places.get(alias)
-    if known is not None:
-        return known
-    system = _SYSTEMS.get(statement.vendor, statement.vendor.lower())
+    from its connection's settings (the database named when it connected)."""
+    system = _SYSTEMS.get(vendor, vendor.lower())
     place: dict[str, Any] = {"db.system.name": system}
     try:
         from django.db import connections
 
-        settings = connections.settings.get(alias) or {}
+        settings = connections[alias].settings_dict
         if system == "mysql" and _mariadb(alias):
             place["db.system.name"] = "mariadb"
-    except Exception:
-        settings = {}
+    except Exception:  # an alias Django does not know: __no_db__
+        return place
     if settings.get("NAME"):
         place["db.namespace"] = str(settings["NAME"])
     if settings.get("HOST"):
@@ -303,7 +378,6 @@ def _place(statement: Statement, places: dict[str, dict[str, Any]]) -> dict[str,
         port = str(settings.get("PORT") or "")
         if port.isdigit():
             place["server.port"] = int(port)
-    places[alias] = place
     return place
 
 
