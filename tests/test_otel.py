@@ -234,6 +234,25 @@ def test_raw_sql_text_has_its_values_taken_out(spans: InMemorySpanExporter):
     }
 
 
+def test_a_batch(spans: InMemorySpanExporter):
+    with tracer.capture("batch"), connections["default"].cursor() as cursor:
+        cursor.executemany("INSERT INTO testapp_author (name) VALUES (%s)", [["Bo"], ["Cy"]])
+        cursor.execute("SAVEPOINT x")
+    assert names(spans) == [
+        "backend execute",
+        "BATCH INSERT",
+        "backend execute",
+        "SAVEPOINT",
+        "batch",
+    ]
+    batch = spans.get_finished_spans()[1].attributes or {}
+    assert (
+        batch["db.query.summary"],
+        batch["db.operation.batch.size"],
+        batch["db.query.text"],
+    ) == ("BATCH INSERT", 2, "INSERT INTO testapp_author (name) VALUES (...)")
+
+
 def test_a_failed_statement_is_an_error(spans: InMemorySpanExporter):
     with (
         pytest.raises(Exception, match="no such table"),

@@ -20,6 +20,7 @@ from tracer.trace import Trace
 #: The request header and the cookie that ask for a request to be recorded.
 ON_DEMAND_HEADER = "X-Tracer"
 ON_DEMAND_COOKIE = "tracer"
+_HEADER_KEY = "HTTP_" + ON_DEMAND_HEADER.upper().replace("-", "_")
 
 # Where sampling draws its numbers (tests swap it for a seeded one).
 draw: Callable[[], float] = random.random
@@ -117,8 +118,7 @@ def on_demand(request: HttpRequest, config: Config | None = None) -> bool:
     if policy is False:
         return False
     asked = (
-        request.headers.get(ON_DEMAND_HEADER) == "1"
-        or request.COOKIES.get(ON_DEMAND_COOKIE) == "1"
+        request.META.get(_HEADER_KEY) == "1" or request.COOKIES.get(ON_DEMAND_COOKIE) == "1"
     )
     if not asked:
         return False

@@ -59,7 +59,7 @@ _LEFT_OUT = {
 }
 
 # The first keyword of a statement, past comments and opening parentheses.
-_KEYWORD = re.compile(r"(?:\s+|/\*.*?\*/|--[^\n]*|\()*([A-Za-z]+)", re.DOTALL)
+_KEYWORD = re.compile(r"(?:\s|/\*.*?\*/|--[^\n]*|\()*([A-Za-z]+)", re.DOTALL)
 
 
 def installed() -> bool:
@@ -301,11 +301,11 @@ def _describe(
         # and placeholder as "?" (the fingerprint's normalized form).
         from tracer.analysis.fingerprint import normalize
 
-        match = _KEYWORD.match(sql)
+        match = _KEYWORD.match(sql, 0, 2000)
         keyword = match.group(1).upper() if match else "SQL"
         name = attributes["db.query.summary"] = prefix + keyword
         if statement.kind != "transaction":
-            attributes["db.query.text"] = normalize(sql)
+            attributes["db.query.text"] = collapse(normalize(sql))
     if batch > 1:
         attributes["db.operation.batch.size"] = batch
     if statement.error is not None:
