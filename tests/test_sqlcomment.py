@@ -10,6 +10,7 @@ from typing import Any
 import django
 import pytest
 from django.db import connections, transaction
+from django.template import loader
 from django.test import Client, override_settings
 from opentelemetry import trace as api
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
@@ -204,4 +205,23 @@ def test_off_by_default():
 def test_values_are_url_encoded_and_quoted():
     assert sqlcomment._pair("route", "books/<int:pk>/ it's") == (
         "route='books%2F%3Cint%3Apk%3E%2F%20it%27s'"
+    )
+
+
+def test_the_template_line_that_ran_it(sqlite_sent: list[str]):
+    author = Author.objects.create(name="Ann")
+    Book.objects.create(title="One", author=author, price=3)
+    sqlite_sent.clear()
+    template = loader.get_template("testapp/n_plus_one.html")
+    with tracer.capture():
+        line = here()
+        template.render({"books": Book.objects.all()})
+    evaluation, related = sqlite_sent
+    assert evaluation.endswith(
+        f" /*file='{HERE}%3A{line}',{FRAMEWORK},"
+        "template='testapp%2Fn_plus_one.html%3A2'*/"
+    )
+    assert related.endswith(
+        f" /*file='{HERE}%3A{line}',{FRAMEWORK},"
+        "template='testapp%2Fn_plus_one.html%3A3'*/"
     )
