@@ -362,6 +362,19 @@ def test_export_now(spans: InMemorySpanExporter):
     ]
 
 
+def test_a_forked_child_starts_its_own_export_thread(spans: InMemorySpanExporter):
+    with tracer.capture("parent"):
+        Author.objects.count()
+    assert names(spans)[-1] == "parent"
+    parent_thread = otel._thread
+    otel._forked()  # what os.fork() runs in the child
+    with tracer.capture("child"):
+        Author.objects.count()
+    assert names(spans)[-1] == "child"
+    assert otel._thread is not parent_thread
+    assert otel._thread is not None and otel._thread.name == "tracer-otel-export"
+
+
 def test_pending_traces_are_bounded(spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(otel, "MAX_PENDING", 0)
     before = otel.dropped()

@@ -130,7 +130,8 @@ def dropped() -> int:
 # Making spans costs the SDK some 15 us each, more with attributes: tens of spans per
 # request are better made after the response than before it. One daemon thread per
 # process (started again in a forked child), fed through a bounded queue, emptied at
-# exit before the SDK's own exit handler shuts the provider down.
+# exit before the SDK's own exit handler (registered earlier, so run later) shuts the
+# provider down.
 
 #: Finished traces waiting for the export thread at most; more are dropped (counted).
 MAX_PENDING = 1000
@@ -138,24 +139,36 @@ MAX_PENDING = 1000
 _pending: deque[tuple[Trace, Any, dict[str, dict[str, Any]]]] = deque()
 _wake = threading.Condition()
 _thread: threading.Thread | None = None
-_pid = 0
 _dropped = 0
+_at_exit = False
 
 
 def _submit(item: tuple[Trace, Any, dict[str, dict[str, Any]]]) -> None:
-    global _thread, _pid, _dropped
+    global _thread, _dropped, _at_exit
     with _wake:
         if len(_pending) >= MAX_PENDING:
             _dropped += 1
             return
         _pending.append(item)
-        if _thread is None or _pid != os.getpid():
-            if _thread is None:
+        if _thread is None:
+            if not _at_exit:
+                _at_exit = True
                 atexit.register(flush, 5)
-            _pid = os.getpid()
             _thread = threading.Thread(target=_work, name="tracer-otel-export", daemon=True)
             _thread.start()
         _wake.notify_all()
+
+
+def _forked() -> None:
+    # A forked child has no export thread, and the parent's lock may have been held.
+    global _pending, _wake, _thread
+    _pending = deque()
+    _wake = threading.Condition()
+    _thread = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forked)
 
 
 def _work() -> None:
