@@ -27,7 +27,6 @@ from typing import Any
 from django.core.signals import setting_changed
 
 from tracer import stacks
-from tracer.sqldisplay import collapse, redact_literals
 from tracer.trace import Statement, Trace
 
 #: The instrumentation scope the spans are emitted under.
@@ -287,6 +286,8 @@ def _describe(
     place: dict[str, Any],
 ) -> tuple[str, dict[str, Any]]:
     """The statement span's name and attributes."""
+    from tracer.sqldisplay import collapse, redact_literals
+
     attributes = dict(place)
     sql = statement.sql if isinstance(statement.sql, str) else repr(statement.sql)
     compiler = stages["compiler"]
