@@ -48,6 +48,8 @@ INSTALLED_APPS = [
     "demo_app",
 ]
 MIDDLEWARE = [
+    # One trace per request, listed at /__tracer__/ (the tracer's own pages are not).
+    "tracer.middleware.TracerMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
 ]

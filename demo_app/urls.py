@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from demo_app import views
 
@@ -6,4 +6,5 @@ urlpatterns = [
     path("", views.index, name="index"),
     path("books/n-plus-one/", views.books_n_plus_one, name="books_n_plus_one"),
     path("books/select-related/", views.books_select_related, name="books_select_related"),
+    path("__tracer__/", include("tracer.urls")),
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import random
 import statistics
 import sys
@@ -32,7 +33,11 @@ sys.path.insert(0, str(ROOT))
 import django  # noqa: E402
 from django.conf import settings  # noqa: E402
 
-DB = Path(tempfile.mkdtemp(prefix="tracer-bench-")) / "bench.sqlite3"
+# TRACER_BENCH_DB: an already migrated and seeded database (tests/bench_instructions.py).
+DB = Path(
+    os.environ.get("TRACER_BENCH_DB")
+    or Path(tempfile.mkdtemp(prefix="tracer-bench-")) / "bench.sqlite3"
+)
 SQLITE = {"ENGINE": "django.db.backends.sqlite3", "NAME": str(DB)}
 settings.configure(
     DEBUG=False,

@@ -55,7 +55,7 @@ def test_request_is_one_stored_trace(client: Client):
         "method": "GET",
         "path": "/authors/",
         "status": 200,
-        "view": "tests.views.authors",
+        "view": "tests.testapp.views.authors",
     }
     assert [(s.alias, s.sql, s.params) for s in trace.statements] == [("default", COUNT_SQL, ())]
 
@@ -71,7 +71,7 @@ def test_async_request_is_one_stored_trace(async_client: AsyncClient):
         "method": "POST",
         "path": "/aauthors/",
         "status": 200,
-        "view": "tests.views.aauthors",
+        "view": "tests.testapp.views.aauthors",
     }
     assert [(s.alias, s.sql, s.params) for s in trace.statements] == [("default", COUNT_SQL, ())]
 
@@ -94,7 +94,7 @@ def test_view_exception_is_a_500(client: Client):
         "method": "GET",
         "path": "/broken/",
         "status": 500,
-        "view": "tests.views.broken",
+        "view": "tests.testapp.views.broken",
     }
     assert [s.sql for s in trace.statements] == [COUNT_SQL]
 
@@ -108,7 +108,7 @@ def test_exception_through_the_middleware(client: Client):
         "method": "GET",
         "path": "/broken/",
         "status": None,
-        "view": "tests.views.broken",
+        "view": "tests.testapp.views.broken",
     }
     assert [s.sql for s in trace.statements] == [COUNT_SQL]
 
@@ -122,7 +122,7 @@ def test_async_exception_through_the_middleware(async_client: AsyncClient):
         "method": "GET",
         "path": "/broken/",
         "status": None,
-        "view": "tests.views.broken",
+        "view": "tests.testapp.views.broken",
     }
     assert [s.sql for s in trace.statements] == [COUNT_SQL]
 
@@ -136,6 +136,16 @@ def test_streaming_response_trace_ends_before_content(client: Client):
     assert [(s.sql, s.params) for s in trace.statements] == [
         ('SELECT %s AS "a" FROM "testapp_author" LIMIT 1', (1,))
     ]
+
+
+@override_settings(DEBUG=True, INTERNAL_IPS=["127.0.0.1"])
+def test_the_tracers_own_pages_are_not_recorded(client: Client):
+    client.get("/authors/")
+    assert client.get("/__tracer__/").status_code == 200
+    assert client.get("/__tracer__/compare/").status_code == 200
+    assert async_to_sync(AsyncClient().get)("/__tracer__/").status_code == 200
+    (trace,) = get_store().traces()
+    assert trace.label == "GET /authors/"
 
 
 # Sampling and on-demand capture --------------------------------------------------------

@@ -519,7 +519,7 @@ def test_a_request_without_a_request_span(spans: InMemorySpanExporter, async_cli
         response = async_to_sync(async_client.get)("/aauthors/")
     assert response.content == b"1 authors, traced as GET /aauthors/"
     found = finished(spans)
-    request = found["GET tests.views.aauthors"]
+    request = found["GET tests.testapp.views.aauthors"]
     assert request.parent is None
     assert found["SELECT testapp_author"].parent == request.context
     (trace,) = get_store().traces()
@@ -531,6 +531,6 @@ def test_a_request_without_a_request_span(spans: InMemorySpanExporter, async_cli
         "http.request.method": "GET",
         "url.path": "/aauthors/",
         "http.response.status_code": 200,
-        "tracer.request.view": "tests.views.aauthors",
+        "tracer.request.view": "tests.testapp.views.aauthors",
     }
     get_store().clear()

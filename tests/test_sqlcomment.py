@@ -16,7 +16,7 @@ from opentelemetry import trace as api
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 
 import tracer
-from tests import views
+from tests.testapp import views
 from tests.testapp.models import Author, Book
 from tracer import sqlcomment
 
@@ -147,8 +147,8 @@ def test_a_request_names_its_view_and_route(sqlite_sent: list[str], client: Clie
     (sent,) = sqlite_sent
     line = inspect.getsourcelines(views.authors)[1] + 1
     assert sent.endswith(
-        " /*controller='tests.views.authors',"
-        f"file='tests%2Fviews.py%3A{line}',"
+        " /*controller='tests.testapp.views.authors',"
+        f"file='tests%2Ftestapp%2Fviews.py%3A{line}',"
         f"{FRAMEWORK},"
         "route='authors%2F'*/"
     )

@@ -10,6 +10,7 @@ from typing import Any
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.urls import Resolver404, resolve
 from django.utils.module_loading import import_string
 
 from tracer import sqlcomment
@@ -45,6 +46,9 @@ class TracerMiddleware:
     ``X-Tracer: 1`` or the cookie ``tracer=1``, honoured only for requests that
     ``SHOW_CALLBACK`` allows (or that the ON_DEMAND callable accepts). A request that
     is not recorded records nothing and has ``request.tracer_trace = None``.
+
+    The tracer's own pages (the ``tracer`` URL namespace) are not recorded: the live
+    list polls them, and would fill the store with traces of itself.
     """
 
     sync_capable = True
@@ -68,7 +72,8 @@ class TracerMiddleware:
         if self.async_mode:
             return self.__acall__(request)
         config = get_config()
-        if not recorded(request, config):
+        # Sampling first: a request it skips need not be resolved.
+        if not recorded(request, config) or is_tracer_request(request):
             request.tracer_trace = None
             return self.get_response(request)
         with _recording(request, config) as facts:
@@ -82,7 +87,7 @@ class TracerMiddleware:
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         config = get_config()
-        if not recorded(request, config):
+        if not recorded(request, config) or is_tracer_request(request):
             request.tracer_trace = None
             return await self.get_response(request)
         with _recording(request, config) as facts:
@@ -144,6 +149,15 @@ def _recording(request: HttpRequest, config: Config) -> Iterator[dict[str, Any]]
             yield _begin(request, trace)
         finally:
             sqlcomment.current_request.reset(token)
+
+
+def is_tracer_request(request: HttpRequest) -> bool:
+    """Whether ``request`` is for one of the tracer's own views."""
+    try:
+        match = resolve(request.path_info, getattr(request, "urlconf", None))
+    except Resolver404:
+        return False
+    return "tracer" in match.app_names
 
 
 def _begin(request: HttpRequest, trace: Trace) -> dict[str, Any]:
