@@ -4,8 +4,9 @@ With ``TRACER["OTEL"] = True``, every finished outermost trace (a request, a
 ``tracer.capture()`` block) is emitted through the global tracer provider: one span
 per statement, named and described per OpenTelemetry's database semantic
 conventions, with a child span for each stage that took time. Spans are made from
-what was recorded, after the trace ends, with the recorded clocks as their start
-and end times: nothing here runs while the statements do.
+what was recorded, after the trace ends, by a background thread (``flush()`` waits
+for it), with the recorded clocks as their start and end times: nothing here runs
+while the statements do.
 
 Statement spans are children of the span that is current when the trace ends (for a
 ``with`` block, the one current when it began): with
