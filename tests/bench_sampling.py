@@ -49,7 +49,7 @@ settings.configure(
     },
     INSTALLED_APPS=["django.contrib.contenttypes", "django.contrib.auth", "demo_app"],
     DEFAULT_AUTO_FIELD="django.db.models.BigAutoField",
-    ROOT_URLCONF=[],
+    ROOT_URLCONF="__main__",  # urlpatterns below: TracerMiddleware resolves each request
     USE_TZ=True,
     SECRET_KEY="bench",
     ALLOWED_HOSTS=["testserver"],
@@ -61,6 +61,7 @@ from django.db import connections  # noqa: E402
 from django.http import HttpRequest, HttpResponse  # noqa: E402
 from django.test import RequestFactory  # noqa: E402
 from django.test.utils import override_settings  # noqa: E402
+from django.urls import path  # noqa: E402
 
 from demo_app.models import Book  # noqa: E402
 from tracer import otel, pipeline  # noqa: E402
@@ -70,6 +71,9 @@ from tracer.store import get_store  # noqa: E402
 
 def grant(request: HttpRequest) -> bool:
     return True
+
+
+urlpatterns = [path("books/", lambda request: HttpResponse())]
 
 
 MODES: dict[str, dict[str, Any] | None] = {
