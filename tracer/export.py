@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from django.db.models.query import QuerySet
+
 from tracer import stacks
+from tracer.guard import no_queries
 from tracer.sqldisplay import MASK, is_secret, redact_literals, redacted_params
 from tracer.trace import (
     SAME_AS_STATEMENT,
@@ -57,11 +60,19 @@ def value(obj: Any) -> Any:
 
 
 def _repr(obj: Any) -> str:
+    # Only called inside to_dict's no_queries(): a repr() that queries (a model's
+    # __repr__ reading a relation) is stopped and shown as unrepresentable.
     try:
-        text = repr(obj)
+        text = _queryset_repr(obj) if isinstance(obj, QuerySet) else repr(obj)
     except Exception as exc:
         text = f"<unrepresentable {type(obj).__name__}: {exc}>"
     return text if len(text) <= _REPR_LIMIT else text[: _REPR_LIMIT - 3] + "..."
+
+
+def _queryset_repr(queryset: QuerySet[Any]) -> str:
+    """A QuerySet as ``<QuerySet of demo_app.Book>``: its own repr() would run it."""
+    model = queryset.model
+    return f"<{type(queryset).__name__} of {model._meta.label if model else '?'}>"
 
 
 def _frame(frame: stacks.Frame | None) -> dict[str, Any] | None:
@@ -343,12 +354,20 @@ def to_dict(trace: Trace) -> dict[str, Any]:
     read-only)."""
     if trace._exported is not None:
         return trace._exported
+    with no_queries():
+        data = _export(trace)
+    if trace.finished:
+        trace._exported = data
+    return data
+
+
+def _export(trace: Trace) -> dict[str, Any]:
     from tracer.findings import findings
 
     origin = trace.start_ns
     operations = trace.operations
     index = {id(operation): position for position, operation in enumerate(operations)}
-    data = {
+    return {
         "format": FORMAT,
         "id": trace.id,
         "label": trace.label,
@@ -365,9 +384,6 @@ def to_dict(trace: Trace) -> dict[str, Any]:
         ],
         "findings": findings(trace),
     }
-    if trace.finished:
-        trace._exported = data
-    return data
 
 
 def _operation_dict(operation: Operation, index: dict[int, int], origin: int) -> dict[str, Any]:

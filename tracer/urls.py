@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.urls import path
 
-from tracer.views import compare, dashboard, stub, traces, transfer
+from tracer.views import compare, dashboard, statements, traces, transfer
 
 app_name = "tracer"
 
@@ -14,8 +14,12 @@ urlpatterns = [
     path("trace/<str:trace_id>/statements/", traces.statements, name="statements"),
     path("trace/<str:trace_id>/groups/", traces.groups, name="groups"),
     path("trace/<str:trace_id>/export/", transfer.export, name="export"),
+    path("trace/<str:trace_id>/statement/<int:index>/", statements.statement, name="statement"),
+    path(
+        "trace/<str:trace_id>/statement/<int:index>/explain/",
+        statements.explain,
+        name="explain",
+    ),
     path("import/", transfer.import_trace, name="import"),
     path("compare/", compare.compare, name="compare"),
-    # Replaced by the statement view (tracer/views/statements.py) when it is merged.
-    path("trace/<str:trace_id>/statement/<int:index>/", stub.statement, name="statement"),
 ]
