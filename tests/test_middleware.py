@@ -148,6 +148,26 @@ def test_the_tracers_own_pages_are_not_recorded(client: Client):
     assert trace.label == "GET /authors/"
 
 
+@override_settings(ROOT_URLCONF="tests.urlconfs.elsewhere", DEBUG=True, INTERNAL_IPS=["127.0.0.1"])
+def test_the_app_is_left_alone_where_it_is_mounted(client: Client):
+    assert client.get("/internal/queries/").status_code == 200
+    assert client.get("/authors/").status_code == 200
+    assert client.get("/authors/", SCRIPT_NAME="/shop").status_code == 200
+    assert client.get("/internal/queries/", SCRIPT_NAME="/shop").status_code == 200
+
+    assert [trace.label for trace in get_store().traces()] == [
+        "GET /shop/authors/",
+        "GET /authors/",
+    ]
+
+
+@override_settings(ROOT_URLCONF="tests.urlconfs.unmounted")
+def test_without_the_app_every_page_is_recorded(client: Client):
+    assert client.get("/__tracer__/").status_code == 200
+
+    assert [trace.label for trace in get_store().traces()] == ["GET /__tracer__/"]
+
+
 # Sampling and on-demand capture --------------------------------------------------------
 
 

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.signals import setting_changed
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-from django.urls import Resolver404, resolve
+from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
 from django.utils.module_loading import import_string
 
 from tracer import sqlcomment
@@ -152,12 +154,29 @@ def _recording(request: HttpRequest, config: Config) -> Iterator[dict[str, Any]]
 
 
 def is_tracer_request(request: HttpRequest) -> bool:
-    """Whether ``request`` is for one of the tracer's own views."""
+    """Whether ``request`` is for one of the tracer's own views: under the path the
+    app is mounted at (a prefix check, not a URL resolution, on every request)."""
+    prefix = _mount(getattr(request, "urlconf", None) or get_urlconf(), get_script_prefix())
+    return prefix is not None and request.path_info.startswith(prefix)
+
+
+@functools.lru_cache(maxsize=8)
+def _mount(urlconf: Any, script_prefix: str) -> str | None:
+    """Where ``tracer.urls`` is included in ``urlconf``, as a path_info
+    (``"/__tracer__/"``, without the script prefix), or None."""
     try:
-        match = resolve(request.path_info, getattr(request, "urlconf", None))
-    except Resolver404:
-        return False
-    return "tracer" in match.app_names
+        mounted = reverse("tracer:dashboard", urlconf=urlconf)
+    except NoReverseMatch:
+        return None
+    return mounted[len(script_prefix) - 1 :]
+
+
+def _clear_mount(**kwargs: Any) -> None:
+    _mount.cache_clear()
+
+
+# URLconfs change in tests (override_settings(ROOT_URLCONF=...)).
+setting_changed.connect(_clear_mount)
 
 
 def _begin(request: HttpRequest, trace: Trace) -> dict[str, Any]:
