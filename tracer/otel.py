@@ -320,7 +320,7 @@ def _describe(
         keyword = match.group(1).upper() if match else "SQL"
         name = attributes["db.query.summary"] = prefix + keyword
         if statement.kind != "transaction":
-            attributes["db.query.text"] = collapse(normalize(sql))
+            attributes["db.query.text"] = collapse(normalize(sql, statement.vendor))
     if batch > 1:
         attributes["db.operation.batch.size"] = batch
     if statement.error is not None:
