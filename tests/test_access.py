@@ -51,3 +51,18 @@ def test_a_dotted_path_replaces_the_default():
     with override_settings(TRACER={"SHOW_CALLBACK": "tests.test_access.only_staff"}):
         assert allowed(request_from("127.0.0.1")) is False
         assert page(factory.get("/", HTTP_X_STAFF="yes"), "y").content == b"hello y"
+
+
+@pytest.mark.django_db
+@override_settings(DEBUG=True, INTERNAL_IPS=["127.0.0.1"])
+def test_a_store_that_cannot_be_read_is_shown_as_such(tmp_path, client):
+    broken = tmp_path / "traces.sqlite3"
+    broken.write_bytes(b"<not a database>" * 100)
+
+    with override_settings(TRACER={"STORE_PATH": broken}):
+        response = client.get("/__tracer__/")
+
+    assert response.status_code == 503
+    assert "<h1>The trace store cannot be read</h1>" in response.content.decode()
+    assert str(broken) in response.content.decode()
+    assert broken.read_bytes() == b"<not a database>" * 100

@@ -59,8 +59,9 @@ def test_invalid_tracer_setting():
             "tracer.E004",
             "TRACER has an unknown key 'COLOUR'; known keys: ALWAYS_TRACES_KEPT, "
             "ALWAYS_TRACE_STATEMENTS, CAPTURE, HARD_CAP, LIBRARY_PATHS, N_PLUS_ONE_MIN, "
-            "PLAYGROUND_ROW_LIMIT, PLAYGROUND_TIMEOUT_MS, "
-            "REDACT_COLUMNS, SHOW_CALLBACK, SLOW_MS, SOFT_CAP, STACK_DEPTH, STORE_BYTES, "
+            "ON_DEMAND, OTEL, PLAYGROUND_ROW_LIMIT, PLAYGROUND_TIMEOUT_MS, "
+            "REDACT_COLUMNS, SAMPLE, SHOW_CALLBACK, SLOW_MS, SOFT_CAP, SQL_COMMENTS, "
+            "STACK_DEPTH, STORE_BYTES, "
             "STORE_PATH, "
             "STORE_TRACES.",
         ),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,10 @@ def test_defaults():
         redact_columns=("password", "token", "secret", "key"),
         show_callback=None,
         store_path=None,
+        otel=False,
+        sql_comments=False,
+        sample=1.0,
+        on_demand=True,
         playground_row_limit=100,
         playground_timeout_ms=2000,
     )
@@ -84,6 +89,43 @@ def test_ui_settings_are_checked():
 def test_ui_settings_are_kept():
     config = get_config()
     assert (config.show_callback, config.store_path) == ("myproject.tracing.show", "/t.db")
+
+
+@override_settings(TRACER={"OTEL": 1, "SQL_COMMENTS": "yes", "SAMPLE": 1.5, "ON_DEMAND": 0})
+def test_observability_settings_are_checked():
+    with pytest.raises(ImproperlyConfigured) as info:
+        get_config()
+    assert str(info.value) == (
+        "TRACER['OTEL'] must be True or False, not 1. "
+        "TRACER['SQL_COMMENTS'] must be True or False, not 'yes'. "
+        "TRACER['SAMPLE'] must be a rate from 0 to 1, a callable, or its dotted path, "
+        "not 1.5. "
+        "TRACER['ON_DEMAND'] must be True, False, a callable, or its dotted path, not 0."
+    )
+
+
+@override_settings(TRACER={"OTEL": True})
+def test_otel_needs_opentelemetry(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setitem(sys.modules, "opentelemetry.trace", None)
+    with pytest.raises(ImproperlyConfigured) as info:
+        get_config()
+    assert str(info.value) == (
+        "TRACER['OTEL'] is True but opentelemetry-api is not installed: "
+        "pip install 'django-query-tracer[otel]'."
+    )
+
+
+@override_settings(
+    TRACER={"OTEL": True, "SQL_COMMENTS": True, "SAMPLE": 0, "ON_DEMAND": "shop.tracing.ask"}
+)
+def test_observability_settings_are_kept():
+    config = get_config()
+    assert (config.otel, config.sql_comments, config.sample, config.on_demand) == (
+        True,
+        True,
+        0,
+        "shop.tracing.ask",
+    )
 
 
 @override_settings(TRACER={"PLAYGROUND_ROW_LIMIT": 0, "PLAYGROUND_TIMEOUT_MS": 5.5})

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.db import connections, transaction
+from django.db.models import Value
 
 import tracer
 from demo_app.models import Author, Book, Publisher
@@ -587,3 +588,39 @@ def test_secret_literals_in_raw_sql_are_masked():
             cursor.execute("SELECT id FROM auth_user WHERE password = 'hunter2' AND id > 3")
     (statement,) = trace.to_dict()["statements"]
     assert statement["sql"] == "SELECT id FROM auth_user WHERE password = '********' AND id > 3"
+
+
+# Describing the user's objects never queries ---------------------------------------------
+
+
+def test_a_queryset_argument_is_described_without_running_it():
+    inner = Author.objects.filter(name__startswith="A")
+    with tracer.capture() as trace:
+        list(Book.objects.filter(author__in=inner))
+    with tracer.capture() as export_trace:
+        data = trace.to_dict()
+
+    assert export_trace.statements == []
+    code = data["statements"][0]["stages"]["queryset"]["code"]
+    assert code == "Book.objects.filter(author__in=<QuerySet of demo_app.Author>)"
+
+
+class Loud:
+    """An argument whose repr() queries, as a model's __repr__ reading a relation may."""
+
+    def __repr__(self) -> str:
+        return f"<Loud {Author.objects.count()}>"
+
+    def resolve_expression(self, *args: object, **kwargs: object) -> object:
+        return Value(1)
+
+
+def test_a_repr_that_queries_is_stopped():
+    with tracer.capture() as trace:
+        Book.objects.annotate(one=Loud()).count()
+    with tracer.capture() as export_trace:
+        data = trace.to_dict()
+
+    assert export_trace.statements == []
+    code = data["statements"][0]["stages"]["queryset"]["code"]
+    assert code.startswith("Book.objects.annotate(one=<unrepresentable Loud: ")

@@ -6,12 +6,13 @@ import json
 import sys
 
 import pytest
-from django.db import connections
+from django.db import DatabaseError, connections, transaction
+from django.test import override_settings
 
 import tracer
 from tests.testapp.models import Author, Book
 from tracer import findings as findings_module
-from tracer.findings import KINDS, findings, summary
+from tracer.findings import KINDS, findings, live_summary, summary
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -185,3 +186,38 @@ def test_summary_outside_a_request_and_of_old_exports():
         "slow": 0,
         "dropped": 0,
     }
+
+
+def various_traces(alias: str) -> list[tracer.Trace]:
+    traces = [n_plus_one_trace(alias)]
+    with tracer.capture("mixed") as trace:
+        Book.objects.using(alias).bulk_create(
+            [Book(title=f"T{i}", author=Author.objects.using(alias).first()) for i in range(3)]
+        )
+        list(Author.objects.using(alias).prefetch_related("books").order_by("name"))
+        list(Author.objects.using(alias).raw("SELECT * FROM testapp_author"))
+        Book.objects.using(alias).filter(title="A").update(title="Z")
+        Author.objects.using(alias).values_list("name", flat=True).count()
+        try:
+            with transaction.atomic(using=alias), connections[alias].cursor() as cursor:
+                cursor.execute("SELECT * FROM no_such_table")
+        except DatabaseError:
+            pass
+    traces.append(trace)
+    with override_settings(TRACER={"SOFT_CAP": 2, "HARD_CAP": 3}):
+        with tracer.capture("capped") as capped:
+            for _ in range(5):
+                Author.objects.using(alias).count()
+    traces.append(capped)
+    return traces
+
+
+def test_a_live_summary_equals_the_summary_of_the_export(alias):
+    for trace in various_traces(alias):
+        trace.request = {"method": "POST", "path": "/x/", "status": 302, "view": None}
+        live = live_summary(trace)
+
+        assert live == summary(trace.to_dict()), trace.label
+    # The third statement lost its params and stack; the last two were only counted.
+    assert trace.dropped == {"params": 1, "stacks": 1, "statements": 2}
+    assert live["dropped"] == 4

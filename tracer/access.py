@@ -1,4 +1,5 @@
-"""Who may see the tracer's pages: every tracer URL is a 404 unless this allows it."""
+"""Who may see the tracer's pages: every tracer URL is a 404 unless this allows it.
+And what they see when the store cannot be read: its error, not a server error."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ from typing import Any, TypeVar
 
 from django.conf import settings
 from django.http import Http404, HttpRequest
+from django.shortcuts import render
 from django.utils.module_loading import import_string
 
 from tracer.conf import get_config
+from tracer.store import StoreError
 
 View = TypeVar("View", bound=Callable[..., Any])
 
@@ -33,12 +36,16 @@ def allowed(request: HttpRequest) -> bool:
 
 
 def tracer_view(view: View) -> View:
-    """Make ``view`` a 404 for anyone the show-callback does not allow."""
+    """Make ``view`` a 404 for anyone the show-callback does not allow, and show a
+    store that cannot be read (``StoreError``) as a 503 page saying why."""
 
     @functools.wraps(view)
     def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> Any:
         if not allowed(request):
             raise Http404("Not found")
-        return view(request, *args, **kwargs)
+        try:
+            return view(request, *args, **kwargs)
+        except StoreError as exc:
+            return render(request, "tracer/store_error.html", {"error": str(exc)}, status=503)
 
     return wrapper  # type: ignore[return-value]

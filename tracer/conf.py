@@ -48,6 +48,19 @@ DEFAULTS: dict[str, Any] = {
     # Where finished traces are kept: None for memory (this process only), or the
     # path of a SQLite file that every process of the server shares.
     "STORE_PATH": None,
+    # Emit each finished trace as OpenTelemetry spans (the "otel" extra): one span per
+    # statement, with a child span per stage that took time.
+    "OTEL": False,
+    # Append a sqlcommenter comment (call site, view, route, traceparent) to the SQL
+    # of each recorded statement, as sent to the database.
+    "SQL_COMMENTS": False,
+    # Which requests TracerMiddleware records: a rate from 0 to 1, or a callable taking
+    # the request and returning a bool, or its dotted path.
+    "SAMPLE": 1.0,
+    # Record a request that sampling skipped when it carries the header "X-Tracer: 1" or
+    # the cookie "tracer=1": True when SHOW_CALLBACK allows the request, False never,
+    # or a callable taking the request (or its dotted path) that decides.
+    "ON_DEMAND": True,
     # The playground page's Run: rows read at most, and milliseconds each statement
     # may take.
     "PLAYGROUND_ROW_LIMIT": 100,
@@ -84,6 +97,10 @@ class Config:
     redact_columns: tuple[str, ...] = DEFAULTS["REDACT_COLUMNS"]
     show_callback: Any = None
     store_path: str | None = None
+    otel: bool = False
+    sql_comments: bool = False
+    sample: Any = 1.0
+    on_demand: Any = True
     playground_row_limit: int = DEFAULTS["PLAYGROUND_ROW_LIMIT"]
     playground_timeout_ms: int = DEFAULTS["PLAYGROUND_TIMEOUT_MS"]
 
@@ -137,6 +154,7 @@ def config_problems(value: Any) -> list[str]:
         problems.append(
             f"TRACER['STORE_PATH'] must be a file path or None, not {store_path!r}."
         )
+    problems.extend(_observability_problems(value))
     soft, hard = (
         value.get("SOFT_CAP", DEFAULTS["SOFT_CAP"]),
         value.get("HARD_CAP", DEFAULTS["HARD_CAP"]),
@@ -144,6 +162,37 @@ def config_problems(value: Any) -> list[str]:
     if isinstance(soft, int) and isinstance(hard, int) and soft > hard:
         problems.append(
             f"TRACER['SOFT_CAP'] ({soft}) must not exceed TRACER['HARD_CAP'] ({hard})."
+        )
+    return problems
+
+
+def _observability_problems(value: dict[str, Any]) -> list[str]:
+    problems = [
+        f"TRACER[{key!r}] must be True or False, not {value[key]!r}."
+        for key in ("OTEL", "SQL_COMMENTS")
+        if key in value and not isinstance(value[key], bool)
+    ]
+    if value.get("OTEL") is True:
+        from tracer.otel import installed
+
+        if not installed():
+            problems.append(
+                "TRACER['OTEL'] is True but opentelemetry-api is not installed: "
+                "pip install 'django-query-tracer[otel]'."
+            )
+    sample = value.get("SAMPLE", DEFAULTS["SAMPLE"])
+    if not (callable(sample) or isinstance(sample, str)) and (
+        not isinstance(sample, (int, float)) or isinstance(sample, bool) or not 0 <= sample <= 1
+    ):
+        problems.append(
+            "TRACER['SAMPLE'] must be a rate from 0 to 1, a callable, or its dotted path, "
+            f"not {sample!r}."
+        )
+    on_demand = value.get("ON_DEMAND", DEFAULTS["ON_DEMAND"])
+    if not isinstance(on_demand, (bool, str)) and not callable(on_demand):
+        problems.append(
+            "TRACER['ON_DEMAND'] must be True, False, a callable, or its dotted path, "
+            f"not {on_demand!r}."
         )
     return problems
 
@@ -171,6 +220,10 @@ def get_config() -> Config:
         redact_columns=tuple(p.lower() for p in merged["REDACT_COLUMNS"]),
         show_callback=merged["SHOW_CALLBACK"],
         store_path=None if merged["STORE_PATH"] is None else os.fspath(merged["STORE_PATH"]),
+        otel=merged["OTEL"],
+        sql_comments=merged["SQL_COMMENTS"],
+        sample=merged["SAMPLE"],
+        on_demand=merged["ON_DEMAND"],
         playground_row_limit=merged["PLAYGROUND_ROW_LIMIT"],
         playground_timeout_ms=merged["PLAYGROUND_TIMEOUT_MS"],
     )

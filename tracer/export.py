@@ -10,7 +10,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from django.db.models.query import QuerySet
+
 from tracer import stacks
+from tracer.guard import no_queries
 from tracer.sqldisplay import MASK, is_secret, redact_literals, redacted_params
 from tracer.trace import (
     SAME_AS_STATEMENT,
@@ -57,11 +60,19 @@ def value(obj: Any) -> Any:
 
 
 def _repr(obj: Any) -> str:
+    # Only called inside to_dict's no_queries(): a repr() that queries (a model's
+    # __repr__ reading a relation) is stopped and shown as unrepresentable.
     try:
-        text = repr(obj)
+        text = _queryset_repr(obj) if isinstance(obj, QuerySet) else repr(obj)
     except Exception as exc:
         text = f"<unrepresentable {type(obj).__name__}: {exc}>"
     return text if len(text) <= _REPR_LIMIT else text[: _REPR_LIMIT - 3] + "..."
+
+
+def _queryset_repr(queryset: QuerySet[Any]) -> str:
+    """A QuerySet as ``<QuerySet of demo_app.Book>``: its own repr() would run it."""
+    model = queryset.model
+    return f"<{type(queryset).__name__} of {model._meta.label if model else '?'}>"
 
 
 def _frame(frame: stacks.Frame | None) -> dict[str, Any] | None:
@@ -167,18 +178,8 @@ def stages(statement: Statement) -> dict[str, dict[str, Any] | None]:
     """The six stages of a statement; None marks a stage it did not go through."""
     operation = statement.operation
     compile = statement.compile
-    # The statement is the SQL of its operation's QuerySet when a compiler made it
-    # from that QuerySet's model, or when the QuerySet is raw.
-    raw_queryset = (
-        operation is not None
-        and operation.queryset_class is not None
-        and compile is None
-        and statement.kind == "execute"
-        and operation.queryset_class.__name__ == "RawQuerySet"
-    )
-    own = operation is not None and (
-        raw_queryset or (compile is not None and compile.model is operation.model)
-    )
+    raw_queryset = _raw_queryset(statement)
+    own = owned(statement)
     model = compile.model if compile is not None else (operation.model if raw_queryset else None)  # type: ignore[union-attr]
     return {
         "model": _model_stage(model),
@@ -188,6 +189,33 @@ def stages(statement: Statement) -> dict[str, dict[str, Any] | None]:
         "compiler": _compiler_stage(compile),
         "backend": _backend_stage(statement, compile),
     }
+
+
+def _raw_queryset(statement: Statement) -> bool:
+    operation = statement.operation
+    return (
+        operation is not None
+        and operation.queryset_class is not None
+        and statement.compile is None
+        and statement.kind == "execute"
+        and operation.queryset_class.__name__ == "RawQuerySet"
+    )
+
+
+def owned(statement: Statement) -> bool:
+    """Whether the statement is the SQL of its operation's QuerySet (which then gives
+    its manager and queryset stages): a compiler made it from that QuerySet's model,
+    or the QuerySet is raw."""
+    operation = statement.operation
+    compile = statement.compile
+    return operation is not None and (
+        _raw_queryset(statement) or (compile is not None and compile.model is operation.model)
+    )
+
+
+def build_ns(operation: Operation) -> int:
+    """Time spent building the operation's QuerySet: its chained calls."""
+    return sum(call.duration_ns for call in _calls(operation.lineage)[1])
 
 
 def _model_stage(model: Any) -> dict[str, Any] | None:
@@ -223,7 +251,7 @@ def _queryset_stage(operation: Operation) -> dict[str, Any] | None:
             }
             for call in calls
         ],
-        "build_ms": _ms(sum(call.duration_ns for call in calls)),
+        "build_ms": _ms(build_ns(operation)),
         "trigger": operation.trigger,
         "trigger_detail": operation.detail,
         "trigger_location": _frame(location),
@@ -343,12 +371,20 @@ def to_dict(trace: Trace) -> dict[str, Any]:
     read-only)."""
     if trace._exported is not None:
         return trace._exported
-    from tracer.findings import findings
+    with no_queries():
+        data = _export(trace)
+    if trace.finished:
+        trace._exported = data
+    return data
+
+
+def _export(trace: Trace) -> dict[str, Any]:
+    from tracer.findings import trace_findings
 
     origin = trace.start_ns
     operations = trace.operations
     index = {id(operation): position for position, operation in enumerate(operations)}
-    data = {
+    return {
         "format": FORMAT,
         "id": trace.id,
         "label": trace.label,
@@ -363,11 +399,8 @@ def to_dict(trace: Trace) -> dict[str, Any]:
             _statement_dict(statement, position, index, origin)
             for position, statement in enumerate(trace.statements)
         ],
-        "findings": findings(trace),
+        "findings": trace_findings(trace),
     }
-    if trace.finished:
-        trace._exported = data
-    return data
 
 
 def _operation_dict(operation: Operation, index: dict[int, int], origin: int) -> dict[str, Any]:

@@ -38,6 +38,17 @@ def findings(trace: Trace) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
+def trace_findings(trace: Trace) -> dict[str, list[dict[str, Any]]]:
+    """``findings(trace)``, kept on a finished trace: its export and its summary share
+    one analysis."""
+    cached = trace._findings
+    if cached is None:
+        cached = findings(trace)
+        if trace.finished:
+            trace._findings = cached
+    return cached
+
+
 def _n_plus_ones(trace: Trace) -> list[dict[str, Any]]:
     return [
         {**asdict(item), "duration_ms": item.duration_ms, "db_ms": item.db_ms}
@@ -87,6 +98,42 @@ _ANALYSES = (
     ("injection", _injection),
     ("similar", lambda trace: _groups(similar(trace))),
 )
+
+
+def live_summary(trace: Trace) -> dict[str, Any]:
+    """``summary(trace.to_dict())``, equal to it, from the live records: without
+    exporting the trace (a list of a hundred traces would export them all)."""
+    from tracer.export import _ms, build_ns, owned
+
+    orm_ns = 0
+    seen: set[int] = set()
+    for statement in trace.statements:
+        operation = statement.operation
+        compile = statement.compile
+        if operation is not None and owned(statement) and id(operation) not in seen:
+            seen.add(id(operation))
+            orm_ns += build_ns(operation)
+        if compile is not None:
+            orm_ns += compile.compile_ns or 0
+            orm_ns += (compile.convert_ns or 0) + (compile.hydrate_ns or 0)
+    found = trace_findings(trace)
+    request = trace.request or {}
+    return {
+        "id": trace.id,
+        "label": trace.label,
+        "started_at": trace.started_at,
+        "method": request.get("method"),
+        "path": request.get("path"),
+        "status": request.get("status"),
+        "statements": len(trace.statements),
+        "duration_ms": _ms(trace.duration_ns),
+        "db_ms": _ms(trace.db_ns),
+        "orm_ms": orm_ns / 1e6,
+        "n_plus_ones": len(found["n_plus_ones"]),
+        "duplicates": len(found["duplicates"]),
+        "slow": len(found["slow"]),
+        "dropped": sum(trace.dropped.values()),
+    }
 
 
 def summary(data: dict[str, Any]) -> dict[str, Any]:

@@ -1,17 +1,32 @@
-"""One trace per request."""
+"""One trace per request, for the requests that sampling or on-demand capture pick."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import functools
+import random
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
+from django.core.signals import setting_changed
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-from django.urls import Resolver404, resolve
+from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
+from django.utils.module_loading import import_string
 
+from tracer import sqlcomment
+from tracer.conf import Config, get_config
 from tracer.recorder import capture
 from tracer.trace import Trace
+
+#: The request header and the cookie that ask for a request to be recorded.
+ON_DEMAND_HEADER = "X-Tracer"
+ON_DEMAND_COOKIE = "tracer"
+_HEADER_KEY = "HTTP_" + ON_DEMAND_HEADER.upper().replace("-", "_")
+
+# Where sampling draws its numbers (tests swap it for a seeded one).
+draw: Callable[[], float] = random.random
 
 
 class TracerMiddleware:
@@ -27,6 +42,12 @@ class TracerMiddleware:
     If the rest of the stack raises (Django turns view exceptions into 500 responses
     unless ``DEBUG_PROPAGATE_EXCEPTIONS`` is set), the trace ends with status None and
     the exception goes on.
+
+    Which requests are recorded is ``TRACER["SAMPLE"]`` (a rate, or a callable taking
+    the request), and ``TRACER["ON_DEMAND"]`` for those sampling skipped: the header
+    ``X-Tracer: 1`` or the cookie ``tracer=1``, honoured only for requests that
+    ``SHOW_CALLBACK`` allows (or that the ON_DEMAND callable accepts). A request that
+    is not recorded records nothing and has ``request.tracer_trace = None``.
 
     The tracer's own pages (the ``tracer`` URL namespace) are not recorded: the live
     list polls them, and would fill the store with traces of itself.
@@ -52,10 +73,12 @@ class TracerMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponseBase | Awaitable[HttpResponseBase]:
         if self.async_mode:
             return self.__acall__(request)
-        if is_tracer_request(request):
+        config = get_config()
+        # Sampling first: a request it skips need not be resolved.
+        if not recorded(request, config) or is_tracer_request(request):
+            request.tracer_trace = None
             return self.get_response(request)
-        with capture(f"{request.method} {request.path}") as trace:
-            facts = _begin(request, trace)
+        with _recording(request, config) as facts:
             try:
                 response = self.get_response(request)
             except BaseException:
@@ -65,10 +88,11 @@ class TracerMiddleware:
         return response
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
-        if is_tracer_request(request):
+        config = get_config()
+        if not recorded(request, config) or is_tracer_request(request):
+            request.tracer_trace = None
             return await self.get_response(request)
-        with capture(f"{request.method} {request.path}") as trace:
-            facts = _begin(request, trace)
+        with _recording(request, config) as facts:
             try:
                 response = await self.get_response(request)
             except BaseException:
@@ -78,13 +102,81 @@ class TracerMiddleware:
         return response
 
 
-def is_tracer_request(request: HttpRequest) -> bool:
-    """Whether ``request`` is for one of the tracer's own views."""
-    try:
-        match = resolve(request.path_info, getattr(request, "urlconf", None))
-    except Resolver404:
+def recorded(request: HttpRequest, config: Config | None = None) -> bool:
+    """Whether TracerMiddleware records ``request``: sampled, or asked for on demand
+    by a client allowed to."""
+    config = config or get_config()
+    sample = config.sample
+    if sample == 1:
+        return True
+    if isinstance(sample, (int, float)):
+        if sample > 0 and draw() < sample:
+            return True
+    elif _callable(sample)(request):
+        return True
+    return on_demand(request, config)
+
+
+def on_demand(request: HttpRequest, config: Config | None = None) -> bool:
+    """Whether ``request`` asks to be recorded (``X-Tracer: 1`` or cookie ``tracer=1``)
+    and ``TRACER["ON_DEMAND"]`` grants it."""
+    config = config or get_config()
+    policy = config.on_demand
+    if policy is False:
         return False
-    return "tracer" in match.app_names
+    asked = (
+        request.META.get(_HEADER_KEY) == "1" or request.COOKIES.get(ON_DEMAND_COOKIE) == "1"
+    )
+    if not asked:
+        return False
+    if policy is True:
+        from tracer.access import allowed
+
+        return allowed(request)
+    return bool(_callable(policy)(request))
+
+
+def _callable(value: Any) -> Callable[[HttpRequest], Any]:
+    return import_string(value) if isinstance(value, str) else value
+
+
+@contextmanager
+def _recording(request: HttpRequest, config: Config) -> Iterator[dict[str, Any]]:
+    with capture(f"{request.method} {request.path}") as trace:
+        if not config.sql_comments:
+            yield _begin(request, trace)
+            return
+        token = sqlcomment.current_request.set(request)
+        try:
+            yield _begin(request, trace)
+        finally:
+            sqlcomment.current_request.reset(token)
+
+
+def is_tracer_request(request: HttpRequest) -> bool:
+    """Whether ``request`` is for one of the tracer's own views: under the path the
+    app is mounted at (a prefix check, not a URL resolution, on every request)."""
+    prefix = _mount(getattr(request, "urlconf", None) or get_urlconf(), get_script_prefix())
+    return prefix is not None and request.path_info.startswith(prefix)
+
+
+@functools.lru_cache(maxsize=8)
+def _mount(urlconf: Any, script_prefix: str) -> str | None:
+    """Where ``tracer.urls`` is included in ``urlconf``, as a path_info
+    (``"/__tracer__/"``, without the script prefix), or None."""
+    try:
+        mounted = reverse("tracer:dashboard", urlconf=urlconf)
+    except NoReverseMatch:
+        return None
+    return mounted[len(script_prefix) - 1 :]
+
+
+def _clear_mount(**kwargs: Any) -> None:
+    _mount.cache_clear()
+
+
+# URLconfs change in tests (override_settings(ROOT_URLCONF=...)).
+setting_changed.connect(_clear_mount)
 
 
 def _begin(request: HttpRequest, trace: Trace) -> dict[str, Any]:

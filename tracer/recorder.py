@@ -96,6 +96,7 @@ def capture(label: str = "") -> Iterator[Trace]:
                 parent.dropped[key] = parent.dropped.get(key, 0) + count
         else:
             _store(trace)
+            _export(trace)
 
 
 @contextmanager
@@ -266,6 +267,17 @@ def _store(trace: Trace) -> None:
         from tracer.store import get_store
 
         get_store().add(trace)
+    except Exception:
+        note_failure()
+
+
+def _export(trace: Trace) -> None:
+    # OpenTelemetry spans (TRACER["OTEL"]), made after the store has the trace.
+    # tracer.otel imports opentelemetry only when it is on.
+    try:
+        from tracer import otel
+
+        otel.finished(trace)
     except Exception:
         note_failure()
 

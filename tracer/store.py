@@ -1,7 +1,9 @@
-"""Finished traces, kept in memory: a ring buffer bounded in count and in bytes.
+"""Where finished traces are kept, and how a list of them is asked for.
 
-The limits are ``TRACER["STORE_TRACES"]`` and ``TRACER["STORE_BYTES"]``. The bytes are
-an estimate (``estimate_bytes``), made once per trace when it is added.
+By default in memory (``MemoryStore``): a ring buffer of this process's traces. With
+``TRACER["STORE_PATH"]`` set, in a SQLite file that every process of the server shares
+(``tracer.filestore.SQLiteStore``). Both keep at most ``TRACER["STORE_TRACES"]`` traces
+and about ``TRACER["STORE_BYTES"]`` bytes of them, dropping the oldest first.
 """
 
 from __future__ import annotations
@@ -12,13 +14,14 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from django.core.signals import setting_changed
 
 from tracer.conf import DEFAULTS, get_config
 
 if TYPE_CHECKING:
+    from tracer.filestore import SQLiteStore
     from tracer.trace import Trace
 
 logger = logging.getLogger("tracer")
@@ -98,6 +101,18 @@ class ListQuery:
     #: Only traces started after this (``time.time()`` seconds): for live updates.
     since: float | None = None
 
+    def check(self) -> None:
+        """Raise ValueError, saying what is wrong, unless every store can answer it."""
+        if self.sort.lstrip("-") not in SORT_KEYS:
+            raise ValueError(f"Cannot sort traces by {self.sort!r}; use one of {SORT_KEYS}.")
+        unknown = [badge for badge in self.badges if badge not in BADGES]
+        if unknown:
+            raise ValueError(f"Unknown badge(s) {unknown!r}; use some of {BADGES}.")
+        if self.offset < 0 or self.limit < 0:
+            raise ValueError(
+                f"offset and limit must be >= 0, not {self.offset!r} and {self.limit!r}."
+            )
+
     def matches(self, summary: dict[str, Any]) -> bool:
         if self.path and self.path not in (summary["path"] or summary["label"] or ""):
             return False
@@ -111,9 +126,8 @@ class ListQuery:
 
     def ordered(self, summaries: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """``summaries`` (newest first) in this query's order."""
+        self.check()
         key = self.sort.lstrip("-")
-        if key not in SORT_KEYS:
-            raise ValueError(f"Cannot sort traces by {self.sort!r}; use one of {SORT_KEYS}.")
         descending = self.sort.startswith("-")
         # None (no status, no path) sorts last either way.
         present = [s for s in summaries if s[key] is not None]
@@ -123,15 +137,55 @@ class ListQuery:
 
 
 def summary_of(trace: Trace) -> dict[str, Any]:
-    """The list figures of a finished trace (``tracer.findings.summary``), cached."""
+    """The list figures of a finished trace (``tracer.findings.summary``), cached.
+    A live trace's come from its records, without exporting it."""
     cached = trace._summary
     if cached is None:
-        from tracer.findings import summary
+        from tracer.findings import live_summary, summary
 
-        cached = summary(trace.to_dict())
+        cached = summary(trace.to_dict()) if trace.imported else live_summary(trace)
         if trace.finished:
             trace._summary = cached
     return cached
+
+
+class StoreError(Exception):
+    """The store cannot be read (a file store's file is unreadable, corrupt, or from a
+    newer version of the tracer); the message says which file and why, for showing."""
+
+
+class ParamsUnavailable(Exception):
+    """The params a stored statement ran with are not available; the message says why."""
+
+
+#: Why the params of a trace loaded from an export are not available.
+IMPORTED = (
+    "This trace was loaded from an export: its params are JSON renderings, "
+    "not the values the statement ran with."
+)
+
+
+class Store(Protocol):
+    """What every store offers (``MemoryStore``, ``tracer.filestore.SQLiteStore``)."""
+
+    #: How many ``add()`` calls failed; ``add()`` itself never raises.
+    failures: int
+
+    def add(self, trace: Trace) -> None: ...
+
+    def get(self, trace_id: str) -> Trace | None: ...
+
+    def traces(self) -> list[Trace]: ...
+
+    def summaries(self, query: ListQuery = ...) -> tuple[list[dict[str, Any]], int]: ...
+
+    def raw_params(self, trace_id: str, index: int) -> Any: ...
+
+    def clear(self) -> None: ...
+
+    def resize(self, max_traces: int, max_bytes: int) -> None: ...
+
+    def __len__(self) -> int: ...
 
 
 class MemoryStore:
@@ -195,9 +249,20 @@ class MemoryStore:
         in its order: the page it asks for, and how many there are in all.
 
         A trace's summary is computed the first time it is listed, then kept."""
+        query.check()
         selected = [s for s in map(summary_of, self.traces()) if query.matches(s)]
         ordered = query.ordered(selected)
         return ordered[query.offset : query.offset + query.limit], len(ordered)
+
+    def raw_params(self, trace_id: str, index: int) -> Any:
+        """The params statement ``index`` of trace ``trace_id`` ran with (for EXPLAIN);
+        ParamsUnavailable if the trace was loaded from an export, or is not here."""
+        trace = self.get(trace_id)
+        if trace is None or not 0 <= index < len(trace.statements):
+            raise ParamsUnavailable(f"No statement {index} of trace {trace_id!r} in the store.")
+        if trace.imported:
+            raise ParamsUnavailable(IMPORTED)
+        return trace.statements[index].params
 
     def clear(self) -> None:
         with self._lock:
@@ -232,24 +297,45 @@ class MemoryStore:
             self._bytes -= size
 
 
-_store = MemoryStore(DEFAULTS["STORE_TRACES"], DEFAULTS["STORE_BYTES"])
-# Whether _store's bounds were read from the TRACER setting since it last changed.
+_memory = MemoryStore(DEFAULTS["STORE_TRACES"], DEFAULTS["STORE_BYTES"])
+_store: Store = _memory
+# File stores by path: one per file, so that switching settings back and forth (tests)
+# keeps one writer thread per file.
+_files: dict[str, SQLiteStore] = {}
+_lock = threading.Lock()
+# Whether _store and its bounds were read from the TRACER setting since it last changed.
 _configured = False
 
 
-def get_store() -> MemoryStore:
-    """The process-wide store, with its bounds read from the current settings."""
-    global _configured
+def get_store() -> Store:
+    """The process-wide store, as the current settings say: the memory store, or the
+    file store of ``TRACER["STORE_PATH"]``, with its bounds.
+
+    Never raises, and touches no file: a file store opens its file when first used."""
+    global _configured, _store
     if not _configured:
+        path = None
         try:
             config = get_config()
         except Exception:
             # An invalid TRACER setting is reported by the system checks; keep the
             # defaults rather than fail the request that is being stored.
-            _store.resize(DEFAULTS["STORE_TRACES"], DEFAULTS["STORE_BYTES"])
+            bounds = (DEFAULTS["STORE_TRACES"], DEFAULTS["STORE_BYTES"])
         else:
-            _store.resize(config.store_traces, config.store_bytes)
-        _configured = True
+            bounds = (config.store_traces, config.store_bytes)
+            path = config.store_path
+        with _lock:
+            if path is None:
+                store: Store = _memory
+            else:
+                store = _files.get(path)  # type: ignore[assignment]
+                if store is None:
+                    from tracer.filestore import SQLiteStore
+
+                    store = _files[path] = SQLiteStore(path, *bounds)
+            store.resize(*bounds)
+            _store = store
+            _configured = True
     return _store
 
 

@@ -397,6 +397,7 @@ class Trace:
         self._exported: dict[str, Any] | None = None
         self.imported = False
         self._summary: dict[str, Any] | None = None
+        self._findings: dict[str, Any] | None = None
         # Interned stacks, so statements from one loop share one tuple (see
         # recorder.intern_stack).
         self._stacks: dict[tuple[int, int], list[Stack]] = {}

@@ -4,9 +4,12 @@ that explaining changes nothing (no rows, no recorded statements)."""
 from __future__ import annotations
 
 import json
+import sqlite3
+import zlib
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -36,8 +39,9 @@ from tracer.analysis.plans import (
     Plan,
     PlanNode,
 )
+from tracer.filestore import SECRET_PARAMS, SECRET_SQL, SQLiteStore
 from tracer.store import get_store
-from tracer.trace import UNRECORDED
+from tracer.trace import UNRECORDED, Statement
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -553,6 +557,132 @@ def test_a_trace_loaded_from_an_export_is_refused():
         explain(loaded.id, 0)
     get_store().add(trace)
     assert explained(trace, 0).warnings == [("SCAN testapp_author", FULL_SCAN)]
+
+
+# Traces from the file store: loaded from JSON, explained with the params it kept ----
+
+
+@contextmanager
+def file_store(tmp_path: Path, **tracer_settings: Any) -> Iterator[SQLiteStore]:
+    """``TRACER["STORE_PATH"]`` set: every finished trace goes to a SQLite file."""
+    path = str(tmp_path / "traces.sqlite3")
+    with override_settings(TRACER={"STORE_PATH": path, **tracer_settings}):
+        store = get_store()
+        assert isinstance(store, SQLiteStore)
+        try:
+            yield store
+        finally:
+            store.close()
+
+
+def written(store: SQLiteStore, trace: tracer.Trace) -> tracer.Trace:
+    """``trace`` as the file store gives it back once written: loaded from its JSON."""
+    store.add(trace)
+    assert store.flush(5)
+    loaded = store.get(trace.id)
+    assert loaded is not None and loaded is not trace and loaded.imported
+    return loaded
+
+
+def test_a_trace_from_the_file_store_is_explained_with_the_params_it_ran_with(
+    alias, vendor, tmp_path
+):
+    books(alias)
+    query = Book.objects.using(alias).filter(title="Two", price__lt=Decimal("10"))
+    trace = recorded(lambda: list(query))
+    expected = explained(trace, 0)
+
+    with file_store(tmp_path) as store:
+        loaded = written(store, trace)
+        # What the statement shows, and what EXPLAIN runs it with:
+        rendered = {"type": "decimal.Decimal", "repr": "Decimal('10')"}
+        assert loaded.statements[0].params == [rendered, "Two"]
+        assert trace.statements[0].params == (Decimal("10"), "Two")
+        assert store.raw_params(trace.id, 0) == (Decimal("10"), "Two")
+        plan = explained(trace, 0)
+
+    assert (plan.sql, plan.command, tree(plan.root)) == (
+        expected.sql,
+        expected.command,
+        tree(expected.root),
+    )
+    if vendor == "postgresql":
+        assert plan.root.detail["Filter"] == expected.root.detail["Filter"]
+
+
+def test_the_file_store_refuses_what_the_memory_store_refuses(tmp_path):
+    books("default")
+    trace = recorded(lambda: Book.objects.filter(title="Two").update(title="Deux"))
+    with pytest.raises(NotExplainable) as in_memory:
+        explained(trace, 0)
+
+    with file_store(tmp_path) as store:
+        written(store, trace)
+        with pytest.raises(NotExplainable) as from_file:
+            explained(trace, 0)
+    assert (
+        str(from_file.value) == str(in_memory.value) == "Only a SELECT is explained, not UPDATE."
+    )
+
+
+def test_the_file_store_keeps_no_values_of_secret_looking_columns(tmp_path):
+    books("default")
+    title = "".join(["T", "wo"])  # not in the source lines the trace shows
+    with file_store(tmp_path, REDACT_COLUMNS=["title"]) as store:
+        with tracer.capture() as trace:
+            list(Book.objects.filter(title=title))
+            run_sql(
+                "default", f"SELECT id FROM testapp_book WHERE title = '{title}' AND id > %s", [0]
+            )
+        assert store.flush(5)
+        with closing(sqlite3.connect(store.path)) as connection:
+            rows = connection.execute("SELECT params, data FROM trace_data").fetchall()
+        assert [(json.loads(p), title in zlib.decompress(data).decode()) for p, data in rows] == [
+            ({"0": {"problem": SECRET_PARAMS}, "1": {"problem": SECRET_SQL}}, False)
+        ]
+        refusals = []
+        for index in (0, 1):
+            with pytest.raises(NotExplainable) as error:
+                explained(trace, index)
+            refusals.append(str(error.value))
+    assert refusals == [SECRET_PARAMS, SECRET_SQL]
+    assert SECRET_PARAMS == (
+        "Its params hold values of secret-looking columns (TRACER['REDACT_COLUMNS']), "
+        "which the file store does not write to disk."
+    )
+    assert SECRET_SQL == (
+        "Its SQL holds values of secret-looking columns (TRACER['REDACT_COLUMNS']), "
+        "which the file store does not write to disk."
+    )
+
+
+class Opaque:
+    pass
+
+
+def test_the_file_store_refuses_params_it_cannot_keep(tmp_path):
+    trace = tracer.Trace()
+    statement = Statement("default", "sqlite", "execute", "SELECT %s", [Opaque()], False)
+    trace.statements.append(statement)
+    trace.finish()
+
+    with file_store(tmp_path) as store:
+        written(store, trace)
+        with pytest.raises(NotExplainable) as error:
+            explained(trace, 0)
+    assert str(error.value) == (
+        "Its params include a tests.analysis.test_explain.Opaque, which the file store "
+        "does not keep (it keeps None, bool, int, float, str, bytes, Decimal, date, time, "
+        "datetime, timedelta, UUID, and lists and tuples of them)."
+    )
+
+
+def test_a_trace_loaded_from_an_export_is_refused_from_the_file_store_too(tmp_path):
+    trace = recorded(lambda: list(Author.objects.filter(name="Ann")))
+    with file_store(tmp_path) as store:
+        written(store, tracer.Trace.from_dict(trace.to_dict()))
+        with pytest.raises(NotExplainable, match="loaded from an export"):
+            explained(trace, 0)
 
 
 # Nothing recorded, nothing changed ---------------------------------------------------

@@ -71,3 +71,16 @@ def test_huge_statements_are_not_cached_and_stay_fast():
     before = module._cached_normalize.cache_info().currsize
     assert normalize(sql) == "SELECT * FROM t WHERE id IN (...)"
     assert module._cached_normalize.cache_info().currsize == before
+
+
+def test_a_backslash_is_an_ordinary_character_in_standard_strings():
+    # SQLite's LIKE lookups end in ESCAPE '\': the string is one backslash.
+    sql = """SELECT * FROM "t" WHERE "a" LIKE %s ESCAPE '\\' AND "b" LIKE %s ESCAPE '\\'"""
+
+    assert normalize(sql) == 'SELECT * FROM "t" WHERE "a" LIKE ? ESCAPE ? AND "b" LIKE ? ESCAPE ?'
+
+
+def test_a_backslash_escapes_in_postgresql_e_strings_and_on_mysql():
+    assert normalize("SELECT E'it\\'s', 'x'") == "SELECT ?, ?"
+    assert normalize("SELECT 'it\\'s', 'secret'", "mysql") == "SELECT ?, ?"
+    assert fingerprint("SELECT 'a\\'b'", "mysql") == fingerprint("SELECT 'c'", "mysql")

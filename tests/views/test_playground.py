@@ -21,8 +21,8 @@ from demo_app.models import Author, Book, Publisher, Tag
 from tests.playground.test_unfold import COMPILERS, EXAMPLE, EXAMPLE_SQL
 from tests.views.conftest import ESCAPED, HOSTILE
 from tracer import sqldisplay
+from tracer.guard import no_queries
 from tracer.playground import PlaygroundError
-from tracer.playground.guard import no_queries
 from tracer.store import get_store
 from tracer.views.playground import DEMO_EXAMPLES, _project_examples, refusal
 

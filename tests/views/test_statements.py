@@ -17,7 +17,7 @@ import django
 import pytest
 from django.db import connections
 from django.db.models.sql.compiler import SQLCompiler
-from django.test import Client
+from django.test import Client, override_settings
 from django.urls import reverse
 from django.utils.html import escape
 
@@ -741,6 +741,27 @@ def test_an_imported_trace_is_shown_but_not_explained(client):
     assert "This trace was loaded from an export" in html
     assert "<button" not in html
     assert "This trace was loaded from an export" in fragment
+
+
+def test_a_trace_from_the_file_store_is_explained_and_not_marked_imported(client, tmp_path):
+    shop()
+    with override_settings(TRACER={"STORE_PATH": str(tmp_path / "traces.sqlite3")}):
+        with tracer.capture() as trace:
+            cheap_books()
+        store = get_store()
+        assert store.flush(5)
+        assert store.get(trace.id).imported  # loaded from the file's JSON
+        try:
+            html = page(client, trace)
+            fragment = client.post(url(trace, 0, "explain"), HTTP_HX_REQUEST="true")
+            head = client.get(reverse("tracer:trace", args=[trace.id])).content.decode()
+        finally:
+            store.close()
+
+    assert "loaded from an export" not in html
+    assert "<button" in html
+    assert '<span class="tracer-plan-label">SCAN demo_app_book</span>' in fragment.content.decode()
+    assert "tracer-badge-imported" not in head
 
 
 def test_explain_without_javascript_returns_the_page_with_the_plan(client):

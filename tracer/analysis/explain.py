@@ -41,7 +41,7 @@ from tracer.analysis.plans import (
     postgresql_plan,
     sqlite_plan,
 )
-from tracer.store import get_store
+from tracer.store import ParamsUnavailable, get_store
 from tracer.trace import Statement
 
 __all__ = [
@@ -100,20 +100,33 @@ def explain(trace_id: str, index: int, *, analyze: bool = False) -> Plan:
     Raises an ExplainError (a ValueError) when it cannot be explained; errors the
     database raises while explaining (django.db.DatabaseError) are left as they are.
     """
-    trace = get_store().get(trace_id)
+    store = get_store()
+    trace = store.get(trace_id)
     if trace is None:
         raise UnknownTrace(f"No trace {trace_id!r} in the store: unknown, or evicted since.")
-    if trace.imported:
-        raise NotExplainable(
-            "This trace was loaded from an export: its params are JSON renderings, "
-            "not the values the statement ran with."
-        )
     count = len(trace.statements)
     if not 0 <= index < count:
         raise UnknownStatement(
             f"Trace {trace_id!r} has {count} statement(s); there is no statement {index}."
         )
-    return explain_statement(trace.statements[index], analyze=analyze)
+    statement = trace.statements[index]
+    if trace.imported:
+        # Loaded from JSON (an export, or the file store): its params are renderings.
+        # The store may have kept the real ones (the file store does, for SELECTs).
+        _command(statement, analyze)  # refuse what would be refused anyway, first
+        try:
+            params = store.raw_params(trace_id, index)
+        except ParamsUnavailable as exc:
+            raise NotExplainable(str(exc)) from None
+        statement = Statement(
+            statement.alias,
+            statement.vendor,
+            statement.kind,
+            statement.sql,
+            params,
+            statement.in_atomic_block,
+        )
+    return explain_statement(statement, analyze=analyze)
 
 
 def explain_statement(statement: Statement, *, analyze: bool = False) -> Plan:

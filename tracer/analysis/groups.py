@@ -45,7 +45,7 @@ class Group:
 def similar(trace: Trace, minimum: int = 2) -> list[Group]:
     """Groups of statements with one fingerprint, at least ``minimum`` each, the
     largest first, then in the order they ran."""
-    return _grouped(trace, lambda s: fingerprint(s.sql), minimum)
+    return _grouped(trace, lambda s: fingerprint(s.sql, s.vendor), minimum)
 
 
 def duplicates(trace: Trace, minimum: int = 2) -> list[Group]:
@@ -89,7 +89,10 @@ def _grouped(
             continue
         group = groups.get(value)
         if group is None:
-            group = groups[value] = Group(fingerprint(statement.sql), normalize(statement.sql))
+            group = groups[value] = Group(
+                fingerprint(statement.sql, statement.vendor),
+                normalize(statement.sql, statement.vendor),
+            )
         group.indexes.append(index)
         group.duration_ns += (statement.duration_ns or 0) + statement.fetch_ns
         group.locations[location_of(statement)] += 1

@@ -104,7 +104,7 @@ def n_plus_ones(trace: Trace, minimum: int | None = None) -> list[NPlusOne]:
             load.path,
             id(load.root) if load.root is not None else None,
             _site(operation),
-            fingerprint(sql),
+            fingerprint(sql, first.vendor),
         )
         group = groups.get(key)
         if group is None:

@@ -14,7 +14,7 @@ from typing import Any
 
 from django.db.backends.utils import CursorWrapper
 
-from tracer import recorder
+from tracer import recorder, sqlcomment
 from tracer.trace import UNRECORDED, Statement, describe_error
 
 _FETCHES = ("fetchone", "fetchmany", "fetchall")
@@ -92,6 +92,8 @@ class TracedCursorMixin:
             recorder.note_failure()
             statement = None
         self._tracer_statement = statement
+        if statement is not None and sqlcomment.on is not False:
+            sql = sqlcomment.commented(sql, params, statement)
         start = perf_counter_ns()
         try:
             result = call(sql, params, *wrapper_args)

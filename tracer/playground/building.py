@@ -16,9 +16,9 @@ from django.db.models.expressions import Combinable
 from django.db.models.query import QuerySet
 from django.db.models.query_utils import Q
 
+from tracer.guard import QueryAttempted
 from tracer.playground import allowed
 from tracer.playground.expression import Expression, MethodCall, PlaygroundError
-from tracer.playground.guard import QueryAttempted
 from tracer.playground.syntax import METHODS_OF, OPERATORS, Positions
 from tracer.sqldisplay import MASK, is_secret
 

@@ -15,9 +15,9 @@ and ``error.pointer()`` draws a caret line under it.
 
 from __future__ import annotations
 
+from tracer.guard import no_queries
 from tracer.playground.building import MAX_CALLS, Builder, Names
 from tracer.playground.expression import Expression, MethodCall, PlaygroundError
-from tracer.playground.guard import no_queries
 from tracer.playground.syntax import MAX_DEPTH, MAX_NODES, check_syntax, syntax_tree
 
 __all__ = [

@@ -22,8 +22,8 @@ from django.db.models import Model
 import tracer
 from tracer import trace as records
 from tracer.analysis.explain import ExplainError, explain_statement, select_problem
+from tracer.guard import no_queries
 from tracer.pipeline import LINEAGE
-from tracer.playground.guard import no_queries
 from tracer.playground.parser import Expression
 from tracer.playground.timeouts import VENDORS, is_timeout, statement_timeout
 from tracer.playground.unfold import Pipeline, unfold

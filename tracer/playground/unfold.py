@@ -17,6 +17,7 @@ from django.db import connections
 
 from tracer import recorder
 from tracer.export import value
+from tracer.guard import QueryAttempted, first_statement, no_queries
 from tracer.playground import writes
 from tracer.playground.compiling import (
     Compiled,
@@ -24,7 +25,6 @@ from tracer.playground.compiling import (
     compile_query,
     from_attempt,
 )
-from tracer.playground.guard import QueryAttempted, first_statement, no_queries
 from tracer.playground.parser import Expression, MethodCall, PlaygroundError, parse
 
 __all__ = ["Change", "Pipeline", "Step", "changes", "state_text", "unfold"]

@@ -23,6 +23,7 @@ from django.db.models.functions import Cast
 from django.utils.functional import partition
 
 from tracer.export import value
+from tracer.guard import QueryAttempted, first_statement
 from tracer.playground.compiling import (
     Compiled,
     Unknown,
@@ -31,7 +32,6 @@ from tracer.playground.compiling import (
     compile_query,
     from_attempt,
 )
-from tracer.playground.guard import QueryAttempted, first_statement
 
 __all__ = ["Planned", "plan"]
 

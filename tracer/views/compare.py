@@ -41,10 +41,12 @@ def shapes(data: dict[str, Any]) -> dict[str, dict[str, Any]]:
     for position, statement in enumerate(display.items(data.get("statements"))):
         statement = display.mapping(statement)
         sql = display.text(statement.get("sql"))
-        key = fingerprint(sql)
+        vendor = statement.get("vendor")
+        key = fingerprint(sql, vendor)
         entry = found.get(key)
         if entry is None:
-            entry = found[key] = {"shape": sql, "count": 0, "ms": 0.0, "first": position}
+            shape = normalize(sql, vendor)
+            entry = found[key] = {"shape": shape, "count": 0, "ms": 0.0, "first": position}
         backend = display.mapping(display.mapping(statement.get("stages")).get("backend"))
         entry["count"] += 1
         entry["ms"] += display.number(backend.get("execute_ms")) + display.number(
@@ -81,7 +83,7 @@ def comparison(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, 
             {
                 "fingerprint": key,
                 "state": state,
-                "shape": collapse(normalize(either["shape"]), limit=display.GROUP_SQL_CHARS),
+                "shape": collapse(either["shape"], limit=display.GROUP_SQL_CHARS),
                 "before": a,
                 "after": b,
                 "count_delta": (b["count"] if b else 0) - (a["count"] if a else 0),

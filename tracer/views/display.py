@@ -282,10 +282,11 @@ def groups(data: dict[str, Any], marks: Marks) -> list[dict[str, Any]]:
             continue
         statement = mapping(statement)
         sql = text(statement.get("sql"))
-        key = fingerprint(sql)
+        vendor = statement.get("vendor")
+        key = fingerprint(sql, vendor)
         entry = rest.get(key)
         if entry is None:
-            entry = rest[key] = (normalize(sql), [], [], Counter())
+            entry = rest[key] = (normalize(sql, vendor), [], [], Counter())
         backend = mapping(mapping(statement.get("stages")).get("backend"))
         entry[1].append(position)
         entry[2].append(number(backend.get("execute_ms")) + number(backend.get("fetch_ms")))
@@ -326,7 +327,8 @@ def fingerprint_members(data: dict[str, Any], key: str) -> list[int]:
     return [
         position
         for position, statement in enumerate(statements)
-        if fingerprint(text(mapping(statement).get("sql"))) == key
+        if fingerprint(text(mapping(statement).get("sql")), mapping(statement).get("vendor"))
+        == key
     ]
 
 

@@ -22,7 +22,7 @@ from tracer import djangosource, sqldisplay, values
 from tracer.access import tracer_view
 from tracer.analysis.explain import VENDORS, ExplainError, Plan, PlanNode, select_problem
 from tracer.analysis.explain import explain as run_explain
-from tracer.store import get_store
+from tracer.store import IMPORTED, ParamsUnavailable, get_store
 from tracer.views.htmx import is_htmx, vary_on_htmx
 
 STAGES = ("model", "manager", "queryset", "query", "compiler", "backend")
@@ -215,7 +215,9 @@ def statement_context(trace_id: str, index: int) -> dict[str, Any]:
         "siblings": _siblings(statements, item),
         "findings": _findings(data, index, item),
         "sql": _sql(item, vendor),
-        "explain_offer": explain_offer(item, imported=bool(trace.imported)),
+        "explain_offer": explain_offer(
+            item, imported=bool(trace.imported), kept=_kept_params(trace_id, index)
+        ),
         "explain": None,
         "drawer": False,
     }
@@ -682,12 +684,25 @@ def _params(params: Any) -> list[dict[str, str]]:
 # EXPLAIN -----------------------------------------------------------------------------
 
 
-def explain_offer(item: dict[str, Any], *, imported: bool) -> dict[str, Any]:
+def _kept_params(trace_id: str, index: int) -> str | None:
+    """Why the store does not hold the params a statement ran with, or None: a trace
+    loaded from JSON has renderings only, but the file store keeps a SELECT's."""
+    try:
+        get_store().raw_params(trace_id, index)
+    except ParamsUnavailable as exc:
+        return str(exc)
+    return None
+
+
+def explain_offer(
+    item: dict[str, Any], *, imported: bool, kept: str | None = IMPORTED
+) -> dict[str, Any]:
     """Whether EXPLAIN (and ANALYZE) can be offered for this statement, or why not:
-    the same rules as tracer.analysis.explain, read from the export."""
+    the same rules as tracer.analysis.explain, read from the export. ``kept``: for
+    an imported trace, why the store does not hold its real params (None if it does)."""
     sql, vendor, kind = item.get("sql"), str(item.get("vendor") or ""), item.get("kind")
     reason = None
-    if imported:
+    if imported and kept == IMPORTED:
         reason = (
             "This trace was loaded from an export: its params are JSON renderings, not "
             "the values the statement ran with, so it is not explained."
@@ -702,6 +717,8 @@ def explain_offer(item: dict[str, Any], *, imported: bool) -> dict[str, Any]:
         reason = "Its SQL is not text."
     else:
         reason = select_problem(sql, vendor)
+    if reason is None and imported:
+        reason = kept
     analyze = (
         reason is None
         and vendor == "postgresql"

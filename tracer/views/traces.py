@@ -22,6 +22,11 @@ STATEMENTS_PAGE = 100
 GROUPS_PAGE = 50
 
 
+def _imported(data: dict[str, Any]) -> bool:
+    # Not trace.imported: the file store's traces are loaded from JSON too.
+    return str(data.get("label") or "").startswith("imported: ")  # transfer.IMPORTED
+
+
 def get_trace(trace_id: str) -> Trace:
     trace = get_store().get(trace_id)
     if trace is None:
@@ -49,7 +54,7 @@ def trace(request: HttpRequest, trace_id: str) -> HttpResponse:
     context = {
         "data": data,
         "summary": summary,
-        "imported": found.imported,
+        "imported": _imported(data),
         "whole_trace": True,
         "split": display.time_split(summary),
         "dropped": display.dropped(data),
@@ -85,7 +90,7 @@ def statements(request: HttpRequest, trace_id: str) -> HttpResponse:
     context = {
         "data": data,
         "summary": row(summary_of(found)),
-        "imported": found.imported,
+        "imported": _imported(data),
         "fingerprint": key,
         "query": "&" + urlencode({"fingerprint": key}) if key else "",
         **_page(
@@ -113,7 +118,7 @@ def groups(request: HttpRequest, trace_id: str) -> HttpResponse:
     context = {
         "data": data,
         "summary": row(summary_of(found)),
-        "imported": found.imported,
+        "imported": _imported(data),
         **_page("groups", every[offset : offset + GROUPS_PAGE], offset, GROUPS_PAGE, len(every)),
     }
     template = "tracer/_group_rows.html" if is_htmx(request) else "tracer/trace_groups.html"

@@ -1,6 +1,7 @@
-"""Keeping statements from reaching the database while the playground builds and
-compiles: every statement is stopped before the driver sees it (in the
-connection's ``execute_wrappers``, so the tracer does not record it either)."""
+"""Keeping statements from reaching the database: while the playground builds and
+compiles, and while an export describes the user's objects (a ``repr()`` may run a
+query). Every statement is stopped before the driver sees it (in the connection's
+``execute_wrappers``, so the tracer does not record it either)."""
 
 from __future__ import annotations
 
