@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Any
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
@@ -29,7 +29,8 @@ class TracerMiddleware:
     the exception goes on.
 
     The tracer's own pages (the ``tracer`` URL namespace) are not recorded: the live
-    list polls them, and would fill the store with traces of itself.
+    list polls them, and would fill the store with traces of itself. Nor are
+    django-debug-toolbar's (``djdt``), which fetch its panels.
     """
 
     sync_capable = True
@@ -78,13 +79,14 @@ class TracerMiddleware:
         return response
 
 
-def is_tracer_request(request: HttpRequest) -> bool:
-    """Whether ``request`` is for one of the tracer's own views."""
+def is_tracer_request(request: HttpRequest, apps: Collection[str] = ("tracer", "djdt")) -> bool:
+    """Whether ``request`` is for one of the tracer's own views, or by default also
+    django-debug-toolbar's (which render the tracer's panel)."""
     try:
         match = resolve(request.path_info, getattr(request, "urlconf", None))
     except Resolver404:
         return False
-    return "tracer" in match.app_names
+    return any(app in match.app_names for app in apps)
 
 
 def _begin(request: HttpRequest, trace: Trace) -> dict[str, Any]:
