@@ -1,3 +1,5 @@
+from importlib.util import find_spec
+
 from django.urls import include, path
 
 from demo_app import views
@@ -8,3 +10,6 @@ urlpatterns = [
     path("books/select-related/", views.books_select_related, name="books_select_related"),
     path("__tracer__/", include("tracer.urls")),
 ]
+
+if find_spec("debug_toolbar") is not None:
+    urlpatterns.append(path("__debug__/", include("debug_toolbar.urls")))
