@@ -13,13 +13,15 @@ $(PY):
 
 ## demo: set up and serve the demo bookstore on http://127.0.0.1:8000/ (SQLite)
 demo: $(PY)
-	$(PIP) install -e .
+	$(PIP) install -e ".[toolbar]"
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed
 	@echo ""
 	@echo "  Demo bookstore:           http://127.0.0.1:8000/"
 	@echo "  N+1 page:                 http://127.0.0.1:8000/books/n-plus-one/"
 	@echo "  Fixed with select_related: http://127.0.0.1:8000/books/select-related/"
+	@echo "  Traces (the tracer app):  http://127.0.0.1:8000/__tracer__/"
+	@echo "  Each page has django-debug-toolbar, with the tracer's Query pipeline panel."
 	@echo ""
 	$(PY) manage.py runserver 127.0.0.1:8000
 

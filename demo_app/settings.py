@@ -7,6 +7,7 @@ DEMO_DATABASE_URL-style switches are kept simple: set DEMO_ENGINE to
 from __future__ import annotations
 
 import os
+from importlib.util import find_spec
 from pathlib import Path
 
 import tracer
@@ -67,5 +68,23 @@ TEMPLATES = [
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# django-debug-toolbar, when installed (`make demo` installs it): the tracer's panel
+# next to its SQL panel. Its middleware comes first and TracerMiddleware after it, so
+# a request's trace is finished when the panel reads it.
+if find_spec("debug_toolbar") is not None:
+    from debug_toolbar.settings import PANELS_DEFAULTS
+
+    INSTALLED_APPS.append("debug_toolbar")
+    MIDDLEWARE.insert(0, "debug_toolbar.middleware.DebugToolbarMiddleware")
+    _sql = PANELS_DEFAULTS.index("debug_toolbar.panels.sql.SQLPanel")
+    DEBUG_TOOLBAR_PANELS = [
+        *PANELS_DEFAULTS[: _sql + 1],
+        "tracer.panels.PipelinePanel",
+        *PANELS_DEFAULTS[_sql + 1 :],
+    ]
+    # The tracer app's requests (a drawer, the live list) stay out of the toolbar's
+    # history.
+    DEBUG_TOOLBAR_CONFIG = {"SHOW_TOOLBAR_CALLBACK": "tracer.panels.show_toolbar"}
 USE_TZ = True
 TIME_ZONE = "UTC"

@@ -1,3 +1,4 @@
+from django.apps import apps
 from django.urls import include, path
 
 from demo_app import views
@@ -8,3 +9,6 @@ urlpatterns = [
     path("books/select-related/", views.books_select_related, name="books_select_related"),
     path("__tracer__/", include("tracer.urls")),
 ]
+
+if apps.is_installed("debug_toolbar"):  # demo_app/settings.py installs it when it can
+    urlpatterns.append(path("__debug__/", include("debug_toolbar.urls")))

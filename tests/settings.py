@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.auth",
     "django.contrib.staticfiles",
+    "debug_toolbar",
     "tracer",
     "tests.testapp",
     "demo_app",
@@ -50,3 +51,12 @@ TEMPLATES = [
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 ROOT_URLCONF = "tests.urls"
+
+# The toolbar panel's tests (tests/test_panels.py) turn the toolbar on with
+# override_settings (DEBUG, INTERNAL_IPS, MIDDLEWARE); its URLs are in tests/urls.py.
+DEBUG_TOOLBAR_PANELS = [
+    "debug_toolbar.panels.history.HistoryPanel",
+    "debug_toolbar.panels.sql.SQLPanel",
+    "tracer.panels.PipelinePanel",
+]
+DEBUG_TOOLBAR_CONFIG = {"IS_RUNNING_TESTS": False}

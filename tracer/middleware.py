@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import functools
 import random
-from collections.abc import Awaitable, Callable, Iterator
+import re
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -12,7 +13,7 @@ from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.core.signals import setting_changed
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-from django.urls import NoReverseMatch, get_script_prefix, get_urlconf, reverse
+from django.urls import get_resolver, get_urlconf
 from django.utils.module_loading import import_string
 
 from tracer import sqlcomment
@@ -50,7 +51,8 @@ class TracerMiddleware:
     is not recorded records nothing and has ``request.tracer_trace = None``.
 
     The tracer's own pages (the ``tracer`` URL namespace) are not recorded: the live
-    list polls them, and would fill the store with traces of itself.
+    list polls them, and would fill the store with traces of itself. Nor are
+    django-debug-toolbar's (``djdt``), which fetch its panels.
     """
 
     sync_capable = True
@@ -153,30 +155,29 @@ def _recording(request: HttpRequest, config: Config) -> Iterator[dict[str, Any]]
             sqlcomment.current_request.reset(token)
 
 
-def is_tracer_request(request: HttpRequest) -> bool:
-    """Whether ``request`` is for one of the tracer's own views: under the path the
-    app is mounted at (a prefix check, not a URL resolution, on every request)."""
-    prefix = _mount(getattr(request, "urlconf", None) or get_urlconf(), get_script_prefix())
-    return prefix is not None and request.path_info.startswith(prefix)
+def is_tracer_request(request: HttpRequest, apps: Collection[str] = ("tracer", "djdt")) -> bool:
+    """Whether ``request`` is for one of the tracer's own views, or by default also
+    django-debug-toolbar's (which render the tracer's panel): whether its path is under
+    where those URL namespaces are included (a few regex matches, not a resolution)."""
+    urlconf = getattr(request, "urlconf", None) or get_urlconf()
+    path = request.path_info.removeprefix("/")
+    return any(mount.match(path) for mount in _mounts(urlconf, tuple(apps)))
 
 
-@functools.lru_cache(maxsize=8)
-def _mount(urlconf: Any, script_prefix: str) -> str | None:
-    """Where ``tracer.urls`` is included in ``urlconf``, as a path_info
-    (``"/__tracer__/"``, without the script prefix), or None."""
-    try:
-        mounted = reverse("tracer:dashboard", urlconf=urlconf)
-    except NoReverseMatch:
-        return None
-    return mounted[len(script_prefix) - 1 :]
+@functools.lru_cache(maxsize=16)
+def _mounts(urlconf: Any, apps: tuple[str, ...]) -> list[re.Pattern[str]]:
+    """The path prefixes (as Django's own patterns) under which ``urlconf`` includes
+    the namespaces ``apps``."""
+    namespaces = get_resolver(urlconf).namespace_dict
+    return [re.compile(namespaces[app][0]) for app in apps if app in namespaces]
 
 
-def _clear_mount(**kwargs: Any) -> None:
-    _mount.cache_clear()
+def _clear_mounts(**kwargs: Any) -> None:
+    _mounts.cache_clear()
 
 
 # URLconfs change in tests (override_settings(ROOT_URLCONF=...)).
-setting_changed.connect(_clear_mount)
+setting_changed.connect(_clear_mounts)
 
 
 def _begin(request: HttpRequest, trace: Trace) -> dict[str, Any]:

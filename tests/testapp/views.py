@@ -1,12 +1,15 @@
-"""Views for the middleware tests (tests/urls.py)."""
+"""Views for the middleware and toolbar panel tests (tests/urls.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+from asgiref.sync import sync_to_async
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.template.loader import render_to_string
 
-from tests.testapp.models import Author
+from tests.testapp.models import Author, Book
 
 
 def authors(request: HttpRequest) -> HttpResponse:
@@ -30,3 +33,31 @@ def streamed(request: HttpRequest) -> StreamingHttpResponse:
 
     Author.objects.exists()
     return StreamingHttpResponse(content())
+
+
+# HTML pages, for the debug-toolbar panel (it is inserted before </body>).
+
+
+def _page(body: str) -> HttpResponse:
+    return HttpResponse(f"<!doctype html><html><body>{body}</body></html>")
+
+
+def books_page(request: HttpRequest) -> HttpResponse:
+    """An N+1: each book's author loaded by the template."""
+    books = Book.objects.order_by("id")
+    return _page(render_to_string("testapp/n_plus_one.html", {"books": books}))
+
+
+async def abooks_page(request: HttpRequest) -> HttpResponse:
+    """The same N+1 from an async view."""
+    books = [book async for book in Book.objects.order_by("id")]
+    names = [await sync_to_async(lambda book=book: book.author.name)() for book in books]
+    return _page("".join(f"<p>{name}</p>" for name in names))
+
+
+def hostile_page(request: HttpRequest) -> HttpResponse:
+    """Raw SQL with markup in it, which every view must show as text."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT '<script>alert(1)</script>', %s", ["<b>bold</b>"])
+        cursor.fetchall()
+    return _page("hostile")
