@@ -154,7 +154,8 @@ def test_panel_shows_findings_then_statements_then_the_drawer(client: Client, bo
     )
     # The N+1's first load, then each row's number.
     assert links == [
-        (f"{statement}{index}/", f"{statement}{index}/", str(index)) for index in [1, 0, 1, 2, 3]
+        (f"{statement}{index}/", f"{statement}{index}/", str(index + 1))
+        for index in [1, 0, 1, 2, 3]
     ]
     assert (
         f'<a href="/__tracer__/trace/{trace.id}/" target="_blank" rel="noopener">'
@@ -366,8 +367,8 @@ def test_without_the_app_statements_are_not_links(client: Client, books: None):
     assert 'id="tracer-not-mounted"' in html
     assert "tracer-statement-link" not in html
     assert "hx-get" not in html
-    assert '<td class="num">#0</td>' in html
-    assert "first: #1</p>" in html
+    assert '<td class="num">#1</td>' in html
+    assert "first: #2</p>" in html
 
 
 # show_toolbar --------------------------------------------------------------------------------

@@ -124,10 +124,10 @@ def test_waterfall_one_row_per_statement(client: Client):
     waterfall = section(page(client, f"{URL}trace/{trace.id}/"), "tracer-waterfall")
     marks = re.findall(r'<li class="tracer-wf-row([^"]*)" title="#(\d+) (\w+)', waterfall)
     assert marks == [
-        ("", "0", "iteration"),
-        (" tracer-wf-nplusone", "1", "related"),
+        ("", "1", "iteration"),
         (" tracer-wf-nplusone", "2", "related"),
         (" tracer-wf-nplusone", "3", "related"),
+        (" tracer-wf-nplusone", "4", "related"),
     ]
     # Bars are placed on the trace's time axis, within it.
     for left, width in re.findall(
@@ -143,8 +143,8 @@ def test_waterfall_runs_past_its_rows(client: Client, monkeypatch: pytest.Monkey
     waterfall = section(page(client, f"{URL}trace/{trace.id}/"), "tracer-waterfall")
     assert "Each row is a run of 2 consecutive statements" in waterfall
     assert re.findall(r'href="([^"]+)">#(\d+)–(\d+)</a> (\d+) statements', waterfall) == [
-        (f"/__tracer__/trace/{trace.id}/statements/?offset=0", "0", "1", "2"),
-        (f"/__tracer__/trace/{trace.id}/statements/?offset=2", "2", "3", "2"),
+        (f"/__tracer__/trace/{trace.id}/statements/?offset=0", "1", "2", "2"),
+        (f"/__tracer__/trace/{trace.id}/statements/?offset=2", "3", "4", "2"),
     ]
 
 
@@ -202,7 +202,7 @@ def test_statement_rows(client: Client):
     assert first.group() == (
         '<tr id="tracer-statement-1" class="tracer-statement tracer-mark-nplusone">\n'
         f'  <td class="num"><a class="tracer-statement-link" href="{link}" hx-get="{link}" '
-        'hx-target="#tracer-drawer-body" aria-controls="tracer-drawer">#1</a></td>\n'
+        'hx-target="#tracer-drawer-body" aria-controls="tracer-drawer">#2</a></td>\n'
         '  <td class="tracer-where"><span class="tracer-trigger">related</span> '
         f"<code>Book.author</code><br>tests/views/conftest.py:{statement['location']['line']} "
         '<span class="tracer-badge tracer-badge-nplusone">N+1</span></td>\n'

@@ -32,7 +32,7 @@ def test_waterfall_runs():
 def test_waterfall_of_a_statement_that_never_started():
     data = {"statements": [{"start_ms": None, "stages": {}}], "duration_ms": 1.0}
     (row,) = waterfall.waterfall(data, display.Marks({}))["rows"]
-    assert row == {"first": 0, "last": 0, "label": "", "title": "#0: never started", "marks": []}
+    assert row == {"first": 0, "last": 0, "label": "", "title": "#1: never started", "marks": []}
 
 
 def test_rows_are_escaped():
@@ -54,7 +54,7 @@ def test_rows_are_escaped():
         'title="&lt;script&gt;alert(1)&lt;/script&gt;">'
         '<span class="tracer-wf-label"><a class="tracer-statement-link" '
         'href="/__tracer__/trace/abc/statement/0/" hx-get="/__tracer__/trace/abc/statement/0/" '
-        'hx-target="#tracer-drawer-body" aria-controls="tracer-drawer">#0</a> '
+        'hx-target="#tracer-drawer-body" aria-controls="tracer-drawer">#1</a> '
         '&lt;script&gt;alert(1)&lt;/script&gt;</span><span class="tracer-wf-track">'
         '<span class="tracer-wf-exec" style="left:1.000%;width:2.000%"></span></span></li>'
     )

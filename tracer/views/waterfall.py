@@ -111,7 +111,7 @@ def _statement_bar(
     label = what if len(what) <= LABEL_CHARS else what[: LABEL_CHARS - 1] + "…"
     row: dict[str, Any] = {"first": index, "last": index, "label": label}
     if span is None:
-        row["title"] = f"#{index}: never started"
+        row["title"] = f"#{index + 1}: never started"
         return row
     start, execute, fetch, _ = span
     row["execute"] = (_percent(start / total * 100), _percent(execute / total * 100))
@@ -126,7 +126,7 @@ def _statement_bar(
         )
     trigger = text(operation.get("trigger") or statement.get("kind"))
     row["title"] = (
-        f"#{index} {trigger} {label}: starts at {start:.3f} ms; execute {execute:.3f} ms, "
+        f"#{index + 1} {trigger} {label}: starts at {start:.3f} ms; execute {execute:.3f} ms, "
         f"fetch {fetch:.3f} ms"
         + (f"; its operation {number(op_ms):.3f} ms" if "operation" in row else "")
     )
@@ -137,14 +137,14 @@ def _run_bar(first: int, last: int, spans: list[Span | None], total: float) -> d
     started = [span for span in spans if span is not None]
     row: dict[str, Any] = {"first": first, "last": last, "label": f"{last - first + 1} statements"}
     if not started:
-        row["title"] = f"#{first}–#{last}: never started"
+        row["title"] = f"#{first + 1}–#{last + 1}: never started"
         return row
     begin = min(span[0] for span in started)
     end = max(span[0] + span[1] + span[2] for span in started)
     db = sum(span[1] + span[2] for span in started)
     row["run"] = (_percent(begin / total * 100), _percent((end - begin) / total * 100))
     row["title"] = (
-        f"#{first}–#{last}: {last - first + 1} statements from {begin:.3f} ms to "
+        f"#{first + 1}–#{last + 1}: {last - first + 1} statements from {begin:.3f} ms to "
         f"{end:.3f} ms, {db:.3f} ms of it in the database"
     )
     return row
@@ -157,7 +157,8 @@ _BARS = (("operation", "op"), ("execute", "exec"), ("fetch", "fetch"), ("run", "
 
 def rows_html(chart: dict[str, Any], trace_id: str) -> SafeString:
     """The chart's rows as ``<li>`` elements: a label (the statement, opening in the
-    drawer; or the run, linking to its page of the statement list) and the bars."""
+    drawer; or the run, linking to its page of the statement list) and the bars.
+    Statements are numbered from 1, as everywhere in the UI (indexes count from 0)."""
     statements_url = reverse("tracer:statements", args=(trace_id,))
     single = chart["per_row"] == 1
     written = []
@@ -169,15 +170,15 @@ def rows_html(chart: dict[str, Any], trace_id: str) -> SafeString:
                 '<a class="tracer-statement-link" href="{0}" hx-get="{0}" '
                 'hx-target="#tracer-drawer-body" aria-controls="tracer-drawer">#{1}</a>',
                 url,
-                row["first"],
+                row["first"] + 1,
             )
         else:
             link = format_html(
                 '<a href="{}?offset={}">#{}–{}</a>',
                 statements_url,
                 row["first"],
-                row["first"],
-                row["last"],
+                row["first"] + 1,
+                row["last"] + 1,
             )
         # Only class names and percentages computed here: nothing recorded.
         bars = "".join(_BAR.format(css, *row[key]) for key, css in _BARS if key in row)
