@@ -1,0 +1,77 @@
+"""The list of traces in a browser: htmx loaded, filters and sorting swapped in place
+with the address following, and a request made while the page is open appearing."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Page, expect
+
+from tests.browser.helpers import bookstore, shot
+from tests.testapp.views import BOOKS_SHOWN
+
+
+def record(page: Page, *paths: str) -> None:
+    """One recorded request per path, sent by the browser's own HTTP client."""
+    for path in paths:
+        response = page.request.get(path)
+        assert response.ok, (path, response.status)
+
+
+def test_dashboard(page: Page):
+    bookstore()
+    record(page, "/books/n-plus-one/", "/books/select-related/", "/authors/")
+    page.goto("/__tracer__/")
+    assert page.evaluate("typeof htmx") == "object"
+    rows = page.locator("#tracer-trace-rows tr")
+    expect(rows).to_have_count(3)
+    expect(page.locator("#tracer-count")).to_have_text("3 traces.")
+    # Newest first; the N+1 page has its badge and its statements.
+    expect(rows.locator(".tracer-path a")).to_have_text(
+        ["/authors/", "/books/select-related/", "/books/n-plus-one/"]
+    )
+    n_plus_one = rows.filter(has_text="/books/n-plus-one/")
+    expect(n_plus_one.locator(".tracer-badge-nplusone")).to_have_text("N+1 ×1")
+    expect(n_plus_one.locator("td").nth(5)).to_have_text(str(BOOKS_SHOWN + 1))
+    expect(rows.filter(has_text="/books/select-related/").locator(".tracer-badge")).to_have_count(
+        0
+    )
+    shot(page, "dashboard", readme="dashboard")
+    page.evaluate("window.__loaded = true")  # gone if anything below reloads the page
+
+    # Typing a path filters, after a pause, by htmx: the address follows.
+    page.get_by_label("Path").fill("books")
+    expect(page).to_have_url(re.compile(r"/__tracer__/\?path=books$"))
+    expect(rows).to_have_count(2)
+    expect(page.locator("#tracer-count")).to_have_text("2 traces match the filters.")
+
+    # A badge filter.
+    page.get_by_role("checkbox", name="N+1").check()
+    expect(page).to_have_url(re.compile(r"\?path=books&badge=n_plus_ones$"))
+    expect(rows.locator(".tracer-path a")).to_have_text(["/books/n-plus-one/"])
+    page.get_by_role("checkbox", name="N+1").uncheck()
+    page.get_by_label("Path").fill("")
+    expect(page).to_have_url(re.compile(r"/__tracer__/$"))
+    expect(rows).to_have_count(3)
+
+    # Sorting: the first click on Statements sorts the most first, the second the fewest.
+    statements = page.locator("th").filter(has_text="Statements")
+    statements.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"\?sort=-statements$"))
+    expect(statements).to_have_attribute("aria-sort", "descending")
+    expect(rows.first.locator(".tracer-path a")).to_have_text("/books/n-plus-one/")
+    statements = page.locator("th").filter(has_text="Statements")
+    statements.get_by_role("link").click()
+    expect(page).to_have_url(re.compile(r"\?sort=statements$"))
+    expect(statements).to_have_attribute("aria-sort", "ascending")
+    expect(rows.last.locator(".tracer-path a")).to_have_text("/books/n-plus-one/")
+    assert page.evaluate("window.__loaded") is True
+
+    # Live: a request made while the page is open appears without a reload (the list
+    # polls while the focus is outside the filters and the list).
+    page.locator("h1").click()
+    record(page, "/books/n-plus-one/")
+    expect(rows).to_have_count(4, timeout=10_000)
+    expect(page.locator("#tracer-count")).to_have_text("4 traces.")
+    assert page.evaluate("window.__loaded") is True
+    shot(page, "dashboard-live")
