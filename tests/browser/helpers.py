@@ -48,13 +48,23 @@ def bookstore(using: str = "default") -> None:
     assert len(TITLES) > BOOKS_SHOWN
 
 
-def shot(page: Page, name: str, readme: str | None = None, full_page: bool = False) -> Path:
+def shot(
+    page: Page, name: str, readme: str | None = None, full_page: bool = False, crop: bool = False
+) -> Path:
     """Save what ``page`` shows as ``tests/browser/screenshots/<name>.png``; also as
     ``docs/screenshots/<readme>.png`` when the README's screenshots are being updated
-    (``TRACER_README_SCREENSHOTS=1``)."""
+    (``TRACER_README_SCREENSHOTS=1``). ``crop`` leaves out the empty viewport below a
+    short page's content."""
     SCREENSHOTS.mkdir(exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=path, full_page=full_page, animations="disabled")
+    clip = None
+    if crop:
+        size = page.viewport_size or {"width": 1280, "height": 900}
+        bottom = page.evaluate(
+            "Math.ceil(document.querySelector('main').getBoundingClientRect().bottom)"
+        )
+        clip = {"x": 0, "y": 0, "width": size["width"], "height": min(bottom + 24, size["height"])}
+    page.screenshot(path=path, full_page=full_page, clip=clip, animations="disabled")
     if readme and UPDATE_README:
         shutil.copyfile(path, README_SCREENSHOTS / f"{readme}.png")
     return path

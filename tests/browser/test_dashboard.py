@@ -36,7 +36,7 @@ def test_dashboard(page: Page):
     expect(rows.filter(has_text="/books/select-related/").locator(".tracer-badge")).to_have_count(
         0
     )
-    shot(page, "dashboard", readme="dashboard")
+    shot(page, "dashboard", readme="dashboard", crop=True)
     page.evaluate("window.__loaded = true")  # gone if anything below reloads the page
 
     # Typing a path filters, after a pause, by htmx: the address follows.
