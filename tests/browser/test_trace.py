@@ -199,6 +199,7 @@ def test_dark_scheme(dark_page: Page):
     background = page.evaluate("getComputedStyle(document.body).backgroundColor")
     red, green, blue = map(int, re.findall(r"\d+", background)[:3])
     assert max(red, green, blue) < 80, background
+    shot(page, "trace-dark", readme="trace-dark")
     page.locator("#tracer-statement-0 a.tracer-statement-link").click()
     expect(page.locator("#tracer-drawer")).to_be_visible()
-    shot(page, "trace-dark", readme="trace-dark")
+    shot(page, "statement-dark")

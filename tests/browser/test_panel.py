@@ -1,11 +1,5 @@
 """The debug-toolbar panel (tracer/panels.py) in a browser: a page with the toolbar,
 the Query pipeline panel opened, a statement expanded in its drawer.
-
-PENDING: rename to test_panel.py once the ``panel`` branch (tracer/panels.py,
-templates/tracer/panel.html, static/tracer/panel.js; "debug_toolbar" in tests/settings.py's
-INSTALLED_APPS with DEBUG_TOOLBAR_PANELS; the toolbar's URLs in tests/urls.py) is merged. It passed against a
-merge of the browser and panel branches. Kept out of collection until then: an import
-skip would hide it in CI.
 """
 
 from __future__ import annotations
