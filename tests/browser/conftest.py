@@ -95,21 +95,11 @@ def live_server(browser: Browser) -> Iterator[LiveServer]:
         server.stop()
 
 
-@dataclass
-class Site:
-    """The live server, as a page of the tracer app sees it."""
-
-    url: str
-
-    def __call__(self, path: str) -> str:
-        return self.url + path
-
-
 @pytest.fixture
-def site(live_server: LiveServer) -> Iterator[Site]:
-    """The live server, with an empty store."""
+def site(live_server: LiveServer) -> Iterator[str]:
+    """The live server's address, with an empty store."""
     get_store().clear()
-    yield Site(live_server.url)
+    yield live_server.url
     get_store().clear()
 
 
@@ -174,13 +164,13 @@ def _response(watch: Watch, response: Any) -> None:
 
 
 @pytest.fixture
-def page(browser: Browser, site: Site, request: pytest.FixtureRequest) -> Iterator[Page]:
+def page(browser: Browser, site: str, request: pytest.FixtureRequest) -> Iterator[Page]:
     """A fresh page (1280×900, light) on the live server: any script error, dialog or
     failed response during the test fails it."""
-    yield from _page(browser, request, color_scheme="light", base_url=site.url)
+    yield from _page(browser, request, color_scheme="light", base_url=site)
 
 
 @pytest.fixture
-def dark_page(browser: Browser, site: Site, request: pytest.FixtureRequest) -> Iterator[Page]:
+def dark_page(browser: Browser, site: str, request: pytest.FixtureRequest) -> Iterator[Page]:
     """The same in the dark color scheme."""
-    yield from _page(browser, request, color_scheme="dark", base_url=site.url)
+    yield from _page(browser, request, color_scheme="dark", base_url=site)
