@@ -79,6 +79,9 @@ def test_statement_drawer(page: Page):
     drawer = page.locator("#tracer-drawer")
     expect(drawer).to_be_hidden()
     opener = page.locator("#tracer-statement-0 a.tracer-statement-link")
+    # Numbered from 1 in the list, the waterfall and the drawer alike.
+    expect(opener).to_have_text("#1")
+    expect(page.locator("#tracer-waterfall a.tracer-statement-link").first).to_have_text("#1")
     opener.click()
     expect(drawer).to_be_visible()
     expect(drawer).to_be_focused()
