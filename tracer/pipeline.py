@@ -28,6 +28,7 @@ from time import perf_counter_ns
 from types import CodeType
 from typing import Any
 
+from django.core.exceptions import FieldDoesNotExist
 from django.db.models import Model
 from django.db.models.fields.related_descriptors import (
     ForwardManyToOneDescriptor,
@@ -525,13 +526,108 @@ def _reverse_one_to_one_get(original: Callable[..., Any]) -> Callable[..., Any]:
         if instance is None:
             return original(self, instance, cls)
         trace = active_trace()
-        if trace is None or self.related.is_cached(instance):
+        if trace is None:
             return original(self, instance, cls)
+        if self.related.is_cached(instance):
+            watch = trace._watch
+            if watch is None:
+                return original(self, instance, cls)
+            return _read(watch, self.related.cache_name, original, self, instance, cls)
         return _related(
             trace, recorder._operation.get(), self.related, original, (self, instance, cls)
         )
 
     return __get__
+
+
+def _forward_get(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``ForwardManyToOneDescriptor.__get__`` (``book.author``), wrapped only while
+    some trace watches reads of eager loads (see _reading)."""
+
+    @functools.wraps(original)
+    def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
+        trace = active_trace()
+        if trace is None or instance is None:
+            return original(self, instance, cls)
+        watch = trace._watch
+        if watch is None:
+            return original(self, instance, cls)
+        return _read(watch, self.field.cache_name, original, self, instance, cls)
+
+    return __get__
+
+
+def _read(
+    watch: recorder.Watch, cache_name: str, original: Any, descriptor: Any, instance: Any, cls: Any
+) -> Any:
+    """A related descriptor's read of ``instance``'s relation ``cache_name``: if
+    the instance is a watched evaluation's and the relation one it joined, that
+    path was read; if the value is an object a watched prefetch (or join) loaded,
+    that was. Reads made by the ORM itself (a prefetch walking the objects) don't
+    count; templates' do."""
+    try:
+        if watch.pending:
+            recorder.index_pending(watch)
+        index = watch.index
+        node = index.get(id(instance))
+        paths = node.children.get(cache_name) if node is not None else None
+        if paths is not None:
+            assert node is not None
+            selected = node.watched.operation.selected
+            # Marking a path marks the paths above it: unread means False here.
+            if selected and selected.get(paths[0]) is False and _by_user(_getframe(2)):
+                for path in paths:
+                    if selected.get(path) is False:
+                        selected[path] = True
+            return original(descriptor, instance, cls)
+    except Exception:
+        recorder.note_failure()
+        return original(descriptor, instance, cls)
+    value = original(descriptor, instance, cls)
+    if value is not None:
+        try:
+            node = index.get(id(value))
+            if node is not None:
+                _read_value(node, _getframe(2))
+        except Exception:
+            recorder.note_failure()
+    return value
+
+
+def _read_value(node: recorder.Node, frame: Any) -> None:
+    """A relation read returned an object a watched evaluation loaded (through a
+    copy of its instance, or as a prefetch's object)."""
+    watched = node.watched
+    operation = watched.operation
+    if node.paths is None:
+        if watched.prefetch and operation.used is False and _by_user(frame):
+            operation.used = True
+        return
+    selected = operation.selected
+    if selected and selected.get(node.paths[0]) is False and _by_user(frame):
+        for path in node.paths:
+            if selected.get(path) is False:
+                selected[path] = True
+
+
+def _by_user(frame: Any) -> bool:
+    return not is_orm_internal(frame.f_code)
+
+
+# The descriptor wrapped while traces watch reads: (owner, original, wrapper).
+_reads_patch: tuple[Any, Any, Any] | None = None
+_reads_patched = False
+
+
+def _reading(on: bool) -> None:
+    """recorder.reads_hook: wrap ``ForwardManyToOneDescriptor.__get__`` while some
+    trace watches reads, so that with none the ORM's own runs, unwrapped."""
+    global _reads_patched
+    if _reads_patch is None or on == _reads_patched:
+        return
+    owner, original, wrapper = _reads_patch
+    owner.__get__ = wrapper if on else original
+    _reads_patched = on
 
 
 def _related(
@@ -563,9 +659,110 @@ def _prefetch_one_level(original: Callable[..., Any]) -> Callable[..., Any]:
         except Exception:
             recorder.note_failure()
             return original(instances, prefetcher, lookup, level)
-        return _inside(operation, original, instances, (prefetcher, lookup, level), {})
+        result = _inside(operation, original, instances, (prefetcher, lookup, level), {})
+        try:
+            # A foreign key or one-to-one, cached on each instance (not a to_attr
+            # list): its objects are read as the relation's value.
+            if isinstance(prefetcher, _SINGLE) and not lookup.get_current_to_attr(level)[1]:
+                objects = result[0]
+                if objects and operation.used is None:
+                    if recorder.watch(trace, operation, objects, (), prefetch=True):
+                        operation.used = False
+        except Exception:
+            recorder.note_failure()
+        return result
 
     return prefetch_one_level
+
+
+_SINGLE = (ForwardManyToOneDescriptor, ReverseOneToOneDescriptor)
+
+
+# select_related ----------------------------------------------------------------------
+
+
+def _watch_selected(trace: Trace, queryset: Any, rows: list[Any]) -> None:
+    """Watch which of an evaluation's select_related relations your code reads."""
+    operation = recorder._operation.get()
+    if operation is None or operation.selected is not None:
+        return
+    query = queryset.query
+    plan = _plan(queryset.model, query)
+    if plan and recorder.watch(trace, operation, rows, plan):
+        selected: dict[str, bool | None] = {}
+        _paths(plan, selected)
+        operation.selected = selected
+
+
+def _paths(plan: recorder.Plan, into: dict[str, bool | None]) -> None:
+    for _cache_name, paths, below in plan:
+        into[paths[0]] = False
+        _paths(below, into)
+
+
+def _plan(model: Any, query: Any) -> recorder.Plan:
+    """The relations a query's select_related joins, as the descriptors cache them."""
+    select_related = query.select_related
+    if select_related is True:
+        key = (model, query.max_depth)
+        plan = _all_plans.get(key)
+        if plan is None:
+            plan = _all_plans[key] = _every_plan(model, 1, query.max_depth, ())
+        return plan
+    # A FilteredRelation is set as a plain attribute, read through no descriptor.
+    named = {
+        name: below
+        for name, below in select_related.items()
+        if name not in query._filtered_relations
+    }
+    return _named_plan(model, named, ())
+
+
+def _named_plan(model: Any, tree: dict[str, Any], above: tuple[str, ...]) -> recorder.Plan:
+    entries = []
+    for name, below in tree.items():
+        try:
+            field = model._meta.get_field(name)
+        except FieldDoesNotExist:
+            continue
+        if field.concrete and (field.many_to_one or field.one_to_one):
+            if getattr(field.remote_field, "parent_link", False):
+                continue  # always joined, never by select_related
+        elif not (field.one_to_one and field.auto_created):
+            # Only a reverse one-to-one is cached where a descriptor reads it (a
+            # unique foreign key's reverse is a manager).
+            continue
+        path = f"{above[0]}__{name}" if above else name
+        paths = (path, *above)
+        entries.append(
+            (field.cache_name, paths, _named_plan(field.related_model, below, paths))
+        )
+    return tuple(entries)
+
+
+def _every_plan(model: Any, depth: int, max_depth: int, above: tuple[str, ...]) -> recorder.Plan:
+    """What ``select_related()`` without fields joins: every non-null foreign key
+    and one-to-one, to ``max_depth`` levels (Django's get_related_selections)."""
+    if depth > max_depth:
+        return ()
+    entries = []
+    for field in model._meta.fields:
+        remote = field.remote_field
+        if remote is None or field.null or getattr(remote, "parent_link", False):
+            continue
+        path = f"{above[0]}__{field.name}" if above else field.name
+        paths = (path, *above)
+        entries.append(
+            (
+                field.cache_name,
+                paths,
+                _every_plan(remote.model, depth + 1, max_depth, paths),
+            )
+        )
+    return tuple(entries)
+
+
+_all_plans: dict[tuple[Any, int], recorder.Plan] = {}
 
 
 # Async -------------------------------------------------------------------------------
@@ -687,6 +884,11 @@ def _iterable_iter(original: Callable[..., Any], instances: bool = False) -> Cal
                 _hydrated(trace, first, type(self), start, perf_counter_ns() - start)
             if instances and rows:
                 _hold(trace, rows)
+                if self.queryset.query.select_related:
+                    try:
+                        _watch_selected(trace, self.queryset, rows)
+                    except Exception:
+                        recorder.note_failure()
             return iter(rows)
         # Not every __iter__ is a generator: ValuesListIterable's runs the SQL now.
         return _hydrating_steps(iter(original(self)), trace, type(self), first, start)
@@ -806,14 +1008,25 @@ def install() -> None:
             instances = iterable is query.ModelIterable
             _patch(iterable, "__iter__", _iterable_iter(original, instances))
         _patch(query, "prefetch_one_level", _prefetch_one_level(query.prefetch_one_level))
+        global _reads_patch
+        original = ForwardManyToOneDescriptor.__dict__["__get__"]
+        _reads_patch = (ForwardManyToOneDescriptor, original, _forward_get(original))
+        with recorder._watches_lock:
+            recorder.reads_hook = _reading
+            if recorder._watches:
+                _reading(True)
         _installed = True
 
 
 def uninstall() -> None:
     """Restore the ORM's own methods (for benchmarks and tests: traced connections
     then record the backend stages only, until ``install()`` runs again)."""
-    global _installed
+    global _installed, _reads_patch
     with _install_lock:
+        with recorder._watches_lock:
+            recorder.reads_hook = None
+            _reading(False)
+            _reads_patch = None
         while _patched:
             owner, name, original = _patched.pop()
             if original is _ABSENT:

@@ -85,6 +85,8 @@ def capture(label: str = "") -> Iterator[Trace]:
         yield trace
     finally:
         _current.reset(token)
+        if parent is not None:
+            adopt(parent, trace)
         trace.finish()
         if parent is not None:
             parent.statements.extend(trace.statements)
@@ -107,7 +109,8 @@ def suspended() -> Iterator[None]:
     Inside, statements go to a throwaway trace (``current_trace()`` returns it) that
     is never stored nor merged into an outer one; so the hot path needs no extra check.
     """
-    current = _current.set(Trace("suspended"))
+    throwaway = Trace("suspended")
+    current = _current.set(throwaway)
     operation = _operation.set(None)
     compiling = _compiling.set(None)
     origin = _origin.set(None)
@@ -118,6 +121,7 @@ def suspended() -> Iterator[None]:
         _compiling.reset(compiling)
         _operation.reset(operation)
         _current.reset(current)
+        throwaway.finish()  # lets go of anything it held or watched
 
 
 def begin_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> Statement | None:
@@ -256,6 +260,222 @@ def loaded_by(trace: Trace, instance: Any) -> Operation | None:
     return found
 
 
+# Reads of eager loads ---------------------------------------------------------------
+#
+# select_related objects and single-valued prefetches are cached on the instance,
+# where reading them (``book.author``) runs no code of the ORM's that the tracer sees,
+# except the related descriptor's __get__ (see tracer.pipeline: wrapped only while
+# some trace watches). A watched evaluation keeps its instances; the index from
+# object to what it is, built only when a read asks, tells a read of a watched
+# relation from any other.
+
+#: A select_related plan: one entry per relation, ``(cache name, paths, entries
+#: below it)``. ``paths`` is the relation's path (``"book__author"``) then those of
+#: the relations above it (``"book"``): reading it means they were read too.
+Plan = tuple[tuple[str, tuple[str, ...], "Plan"], ...]
+
+
+class Watched:
+    """One evaluation whose eager loads are watched: the instances it loaded, its
+    select_related plan, and whether it is a single-valued prefetch (whose objects
+    are read as the value of a relation)."""
+
+    __slots__ = ("operation", "rows", "plan", "prefetch", "keys")
+
+    def __init__(self, operation: Operation, rows: list[Any], plan: Plan, prefetch: bool):
+        self.operation = operation
+        self.rows: list[Any] | None = rows
+        self.plan = plan
+        self.prefetch = prefetch
+        #: The ids it put in the index, once indexed.
+        self.keys: list[int] | None = None
+
+
+class Node:
+    """What an indexed object is to a watched evaluation: one of its instances
+    (``paths`` None) or a related object it joined at ``paths[0]``. ``children``
+    maps the cache name of a relation read on the object to the paths that marks."""
+
+    __slots__ = ("watched", "paths", "children")
+
+    def __init__(
+        self, watched: Watched, paths: tuple[str, ...] | None, children: dict[str, Any]
+    ) -> None:
+        self.watched = watched
+        self.paths = paths
+        self.children = children
+
+
+class Watch:
+    """The evaluations of one trace whose eager loads are watched: the last
+    HOLD_RECENT of them, up to HOLD_MAX instances in all. ``index`` maps ``id()`` of
+    their instances and related objects to a Node; those in ``pending`` are indexed
+    when a read asks."""
+
+    __slots__ = ("recent", "index", "pending", "rows", "closed")
+
+    def __init__(self) -> None:
+        self.recent: deque[Watched] = deque()
+        self.index: dict[int, Node] = {}
+        self.pending: list[Watched] = []
+        self.rows = 0
+        self.closed = False
+        _watching(1)
+
+    def close(self) -> None:
+        """Stop watching (the trace finished): what was not read stays unread."""
+        if self.closed:
+            return
+        self.closed = True
+        for watched in self.recent:
+            watched.rows = watched.keys = None
+        self.recent.clear()
+        self.pending = []
+        self.index = {}
+        self.rows = 0
+        _watching(-1)
+
+
+# Traces watching reads now, in the whole process; the pipeline wraps the forward
+# related descriptor only while there are any (reads_hook).
+_watches = 0
+_watches_lock = threading.Lock()
+#: Called with True when the first trace starts watching reads, with False when the
+#: last one stops (set by tracer.pipeline.install()).
+reads_hook: Any = None
+
+
+def _watching(change: int) -> None:
+    global _watches
+    with _watches_lock:
+        _watches += change
+        hook = reads_hook
+        if hook is not None and _watches == (1 if change > 0 else 0):
+            hook(change > 0)
+
+
+def watches() -> int:
+    """How many traces watch reads of eager loads now."""
+    return _watches
+
+
+def watch(
+    trace: Trace, operation: Operation, rows: list[Any], plan: Plan, prefetch: bool = False
+) -> bool:
+    """Watch reads of what ``operation`` loaded: the relations of ``plan`` on
+    ``rows`` (select_related), or ``rows`` themselves as a relation's value (a
+    prefetch of a foreign key or one-to-one). False if it cannot be watched.
+
+    The last HOLD_RECENT evaluations are watched; what an older one did not read by
+    then cannot be told, and is marked so (None)."""
+    if trace.end_ns is not None:
+        return False
+    state = trace._watch
+    if state is None:
+        state = trace._watch = Watch()
+    for watched in state.recent:
+        if watched.operation is operation:
+            # A prefetch whose queryset had select_related: one evaluation.
+            watched.prefetch = watched.prefetch or prefetch
+            return True
+    if state.rows + len(rows) > HOLD_MAX:
+        return False
+    _add(state, Watched(operation, rows, plan, prefetch))
+    return True
+
+
+def _add(state: Watch, watched: Watched) -> None:
+    state.rows += len(watched.rows or ())
+    state.recent.append(watched)
+    state.pending.append(watched)
+    if len(state.recent) > HOLD_RECENT:
+        _unwatch(state, state.recent.popleft())
+
+
+def _unwatch(state: Watch, watched: Watched) -> None:
+    untell(watched)
+    state.rows -= len(watched.rows or ())
+    index = state.index
+    for key in watched.keys or ():
+        node = index.get(key)
+        if node is not None and node.watched is watched:
+            del index[key]
+    if watched in state.pending:
+        state.pending.remove(watched)
+    watched.rows = watched.keys = None
+
+
+def untell(watched: Watched) -> None:
+    """What a watched evaluation loaded and nothing read yet can no longer be told."""
+    operation = watched.operation
+    if watched.prefetch and operation.used is False:
+        operation.used = None
+    selected = operation.selected
+    if selected:
+        for path, used in selected.items():
+            if used is False:
+                selected[path] = None
+
+
+def index_pending(state: Watch) -> None:
+    """Index the watched evaluations no read has asked about yet."""
+    pending, state.pending = state.pending, []
+    index = state.index
+    for watched in pending:
+        if watched.rows is None:
+            continue
+        keys = watched.keys = []
+        levels: list[tuple[list[Any], tuple[str, ...] | None, Plan]] = [
+            (watched.rows, None, watched.plan)
+        ]
+        while levels:
+            objects, paths, plan = levels.pop()
+            node = Node(watched, paths, {entry[0]: entry[1] for entry in plan})
+            for obj in objects:
+                key = id(obj)
+                index[key] = node
+                keys.append(key)
+            for cache_name, below, entries in plan:
+                related = []
+                for obj in objects:
+                    # Not obj._state.fields_cache: Django creates it on first access.
+                    cache = obj._state.__dict__.get("fields_cache")
+                    value = cache.get(cache_name) if cache else None
+                    if value is not None:
+                        related.append(value)
+                if related:
+                    levels.append((related, below, entries))
+
+
+def watching(trace: Trace) -> set[int]:
+    """``id()`` of the operations ``trace`` still watches (their reads are not all in)."""
+    state = trace._watch
+    if state is None:
+        return set()
+    return {id(watched.operation) for watched in state.recent}
+
+
+def adopt(parent: Trace, child: Trace) -> None:
+    """A nested capture ended: its parent goes on watching what it watched."""
+    state = child._watch
+    if state is None or state.closed:
+        return
+    records = [watched for watched in state.recent if watched.rows is not None]
+    state.recent.clear()
+    if records and parent.end_ns is None:
+        target = parent._watch
+        if target is None:
+            target = parent._watch = Watch()
+        for watched in records:
+            watched.keys = None
+            _add(target, watched)
+    else:
+        for watched in records:
+            untell(watched)
+    state.close()
+    child._watch = None
+
+
 def capture_allowed(trace: Trace) -> bool:
     """Whether new stacks may be kept (below SOFT_CAP). The statements that run
     without one are counted as they are recorded."""
@@ -325,6 +545,12 @@ def _load_config() -> bool:
 
 def _start_ambient(full: Trace | None) -> Trace:
     if full is not None:
+        # Cut at a statement count, not at the end of any work: what its watched
+        # evaluations did not read yet may be read in the next one.
+        state = full._watch
+        if state is not None:
+            for watched in state.recent:
+                untell(watched)
         full.finish()
         _store(full)
     trace = Trace("always")

@@ -228,6 +228,7 @@ class Operation:
         "instance_pk",
         "rows",
         "used",
+        "selected",
     )
 
     def __init__(
@@ -272,8 +273,13 @@ class Operation:
         #: when the trace finishes: a finished trace holds none of your objects.
         self.rows: list[Any] | None = None
         #: For a prefetch of a many-valued relation: whether your code read any of
-        #: the QuerySets it stored (None when that cannot be told).
+        #: the QuerySets it stored (None when that cannot be told). For a prefetch of
+        #: a foreign key or one-to-one: whether your code read an object it loaded.
         self.used: bool | None = None
+        #: For an evaluation with select_related: each path it joined
+        #: (``"book"``, ``"book__author"``) and whether your code read it; None
+        #: for a path (or the whole dict) that cannot be told (see recorder.watch).
+        self.selected: dict[str, bool | None] | None = None
 
     @property
     def duration_ns(self) -> int | None:
@@ -410,6 +416,8 @@ class Trace:
         self._held = 0
         self._indexed: set[int] = set()
         self._loaded: dict[int, Operation] = {}
+        # Evaluations whose eager loads are watched for reads (recorder.Watch).
+        self._watch: Any = None
 
     @property
     def id(self) -> str:
@@ -463,6 +471,9 @@ class Trace:
         self._held = 0
         self._indexed = set()
         self._loaded = {}
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
 
     def __repr__(self) -> str:
         return f"<Trace {self.label!r} statements={len(self.statements)}>"
