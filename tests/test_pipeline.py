@@ -1031,3 +1031,90 @@ def test_uninstall_restores_the_orms_methods_and_install_puts_them_back():
     with tracer.capture() as trace:
         list(Book.objects.filter(price__lt=10))
     assert trace.statements[0].operation.trigger == "iteration"
+
+
+# Reads of eager loads -------------------------------------------------------------------
+
+
+def forward_get() -> Any:
+    from django.db.models.fields.related_descriptors import ForwardManyToOneDescriptor
+
+    return ForwardManyToOneDescriptor.__dict__["__get__"]
+
+
+def test_the_forward_descriptor_is_wrapped_only_while_a_trace_watches_reads():
+    import threading
+
+    library()
+    original = forward_get()
+    assert recorder.watches() == 0
+    assert not hasattr(original, "__wrapped__")  # nothing watches: Django's own
+    with tracer.capture() as trace:
+        list(Book.objects.order_by("id"))  # no select_related: nothing to watch
+        assert forward_get() is original
+        books = list(Book.objects.select_related("author").order_by("id"))
+        assert forward_get().__wrapped__ is original
+        # Another thread records nothing and reads as before.
+        names: list[str] = []
+        thread = threading.Thread(target=lambda: names.append(books[2].author.name))
+        thread.start()
+        thread.join()
+        assert names == ["Bob"]
+        assert trace.operations[1].selected == {"author": False}
+        assert books[0].author.name == "Ann"
+        assert trace.operations[1].selected == {"author": True}
+    assert forward_get() is original
+    assert recorder.watches() == 0
+
+
+def test_uninstall_while_a_trace_watches_and_install_again():
+    from tracer import pipeline
+
+    library()
+    original = forward_get()
+    with tracer.capture() as trace:
+        books = list(Book.objects.select_related("author"))
+        pipeline.uninstall()
+        try:
+            assert forward_get() is original
+        finally:
+            pipeline.install()
+        assert forward_get().__wrapped__ is original
+        books[0].author  # noqa: B018
+    assert forward_get() is original
+    assert trace.operations[0].selected == {"author": True}
+
+
+def test_a_failure_to_record_a_read_never_breaks_it(monkeypatch):
+    library()
+
+    def broken(*args: Any) -> None:
+        raise RuntimeError("broken index")
+
+    monkeypatch.setattr(recorder, "index_pending", broken)
+    before = recorder.failures()
+    with tracer.capture() as trace:
+        books = list(Book.objects.select_related("author").order_by("id"))
+        assert [book.author.name for book in books] == ["Ann", "Ann", "Bob"]
+
+    assert recorder.failures() == before + 3
+    assert trace.operations[0].selected == {"author": False}
+
+
+@override_settings(TRACER={"CAPTURE": "always", "ALWAYS_TRACE_STATEMENTS": 2})
+def test_a_rolling_trace_cut_before_the_reads_does_not_judge_them():
+    library()
+    try:
+        books = list(Book.objects.select_related("author"))
+        Book.objects.count()
+        Book.objects.count()  # the third statement starts the next rolling trace
+        books[0].author  # noqa: B018
+        cut = [t for t in tracer.always_traces() if t.operations and t.operations[0].selected]
+        assert [t.operations[0].selected for t in cut] == [{"author": None}]
+    finally:
+        # The rolling trace of this thread would go on watching into later tests.
+        ambient = recorder._ambient.get()
+        if ambient is not None:
+            ambient.finish()
+        recorder._ambient.set(None)
+    assert recorder.watches() == 0

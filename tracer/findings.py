@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
-from tracer.analysis.eager import unused_prefetches
+from tracer.analysis.eager import unused_prefetches, unused_select_related
 from tracer.analysis.groups import duplicates, similar
 from tracer.analysis.injection import risks
 from tracer.analysis.nplusone import n_plus_ones
@@ -80,10 +80,14 @@ def _slow(trace: Trace) -> list[dict[str, Any]]:
 
 
 def _unused_eager(trace: Trace) -> list[dict[str, Any]]:
-    return [
+    found = [
         {"kind": "prefetch_related", **asdict(item), "duration_ms": item.duration_ms}
         for item in unused_prefetches(trace)
     ]
+    found += [{"kind": "select_related", **asdict(item)} for item in unused_select_related(trace)]
+    # In the order they ran (a prefetch runs inside the evaluation that asked for it).
+    found.sort(key=lambda item: item["operation"])
+    return found
 
 
 def _injection(trace: Trace) -> list[dict[str, Any]]:
