@@ -570,16 +570,16 @@ def _read(
             recorder.index_pending(watch)
         index = watch.index
         node = index.get(id(instance))
-        paths = node.children.get(cache_name) if node is not None else None
-        if paths is not None:
-            assert node is not None
-            selected = node.watched.operation.selected
-            # Marking a path marks the paths above it: unread means False here.
-            if selected and selected.get(paths[0]) is False and _by_user(_getframe(2)):
-                for path in paths:
-                    if selected.get(path) is False:
-                        selected[path] = True
-            return original(descriptor, instance, cls)
+        if node is not None:
+            paths = node.children.get(cache_name)
+            if paths is not None:
+                selected = node.watched.operation.selected
+                # A path is marked with the paths above it: if it is, so are they.
+                if selected and selected.get(paths[0]) is False and _by_user(_getframe(2)):
+                    for path in paths:
+                        if selected.get(path) is False:
+                            selected[path] = True
+                return original(descriptor, instance, cls)
     except Exception:
         recorder.note_failure()
         return original(descriptor, instance, cls)
