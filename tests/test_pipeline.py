@@ -1067,6 +1067,20 @@ def test_the_forward_descriptor_is_wrapped_only_while_a_trace_watches_reads():
     assert recorder.watches() == 0
 
 
+def test_model_getstate_is_wrapped_only_while_a_trace_watches_reads():
+    from django.db.models import Model
+
+    library()
+    original = Model.__dict__["__getstate__"]
+    assert not hasattr(original, "__wrapped__")
+    with tracer.capture():
+        books = list(Book.objects.select_related("author"))
+        assert Model.__dict__["__getstate__"].__wrapped__ is original
+        # Pickles as before.
+        assert pickle.loads(pickle.dumps(books))[0].author.name == books[0].author.name
+    assert Model.__dict__["__getstate__"] is original
+
+
 def test_uninstall_while_a_trace_watches_and_install_again():
     from tracer import pipeline
 

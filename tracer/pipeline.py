@@ -614,19 +614,44 @@ def _by_user(frame: Any) -> bool:
     return not is_orm_internal(frame.f_code)
 
 
-# The descriptor wrapped while traces watch reads: (owner, original, wrapper).
-_reads_patch: tuple[Any, Any, Any] | None = None
+def _getstate(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``Model.__getstate__`` (pickling, copies), wrapped only while some trace
+    watches reads: an instance or related object of a watched evaluation leaving as
+    a copy (a cache, a deep copy) may be read where the tracer cannot see, so what
+    its evaluation did not read yet can no longer be told."""
+
+    @functools.wraps(original)
+    def __getstate__(self: Any) -> Any:
+        trace = active_trace()
+        if trace is not None and trace._watch is not None:
+            try:
+                watch = trace._watch
+                if watch.pending:
+                    recorder.index_pending(watch)
+                node = watch.index.get(id(self))
+                if node is not None:
+                    recorder.untell(node.watched)
+            except Exception:
+                recorder.note_failure()
+        return original(self)
+
+    return __getstate__
+
+
+# What is wrapped while traces watch reads: (owner, name, original, wrapper).
+_reads_patches: list[tuple[Any, str, Any, Any]] = []
 _reads_patched = False
 
 
 def _reading(on: bool) -> None:
-    """recorder.reads_hook: wrap ``ForwardManyToOneDescriptor.__get__`` while some
-    trace watches reads, so that with none the ORM's own runs, unwrapped."""
+    """recorder.reads_hook: wrap ``ForwardManyToOneDescriptor.__get__`` (and
+    ``Model.__getstate__``) while some trace watches reads, so that with none the
+    ORM's own run, unwrapped."""
     global _reads_patched
-    if _reads_patch is None or on == _reads_patched:
+    if on == _reads_patched:
         return
-    owner, original, wrapper = _reads_patch
-    owner.__get__ = wrapper if on else original
+    for owner, name, original, wrapper in _reads_patches:
+        setattr(owner, name, wrapper if on else original)
     _reads_patched = on
 
 
@@ -1008,9 +1033,12 @@ def install() -> None:
             instances = iterable is query.ModelIterable
             _patch(iterable, "__iter__", _iterable_iter(original, instances))
         _patch(query, "prefetch_one_level", _prefetch_one_level(query.prefetch_one_level))
-        global _reads_patch
-        original = ForwardManyToOneDescriptor.__dict__["__get__"]
-        _reads_patch = (ForwardManyToOneDescriptor, original, _forward_get(original))
+        descriptor_get = ForwardManyToOneDescriptor.__dict__["__get__"]
+        getstate = Model.__dict__["__getstate__"]
+        _reads_patches[:] = [
+            (ForwardManyToOneDescriptor, "__get__", descriptor_get, _forward_get(descriptor_get)),
+            (Model, "__getstate__", getstate, _getstate(getstate)),
+        ]
         with recorder._watches_lock:
             recorder.reads_hook = _reading
             if recorder._watches:
@@ -1021,12 +1049,12 @@ def install() -> None:
 def uninstall() -> None:
     """Restore the ORM's own methods (for benchmarks and tests: traced connections
     then record the backend stages only, until ``install()`` runs again)."""
-    global _installed, _reads_patch
+    global _installed
     with _install_lock:
         with recorder._watches_lock:
             recorder.reads_hook = None
             _reading(False)
-            _reads_patch = None
+            _reads_patches.clear()
         while _patched:
             owner, name, original = _patched.pop()
             if original is _ABSENT:
