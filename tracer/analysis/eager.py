@@ -27,9 +27,11 @@ What it cannot tell, and never reports:
   ``HOLD_MAX`` instances, those run by ``.iterator()`` (rows are not kept), paths to a
   ``FilteredRelation``, ``Prefetch(..., to_attr=...)`` objects, and a trace still
   recording (its reads are not all in).
-- Reads that go around the descriptors: ``instance._state.fields_cache``, or a copy of
-  an instance whose relation was ``None``. And reads after the trace ended (a streaming
-  response's generator, an object kept in a cache).
+- An evaluation one of whose objects was pickled or copied (``Model.__getstate__``: a
+  cache, a deep copy) while it was watched: the copy may be read unseen.
+- Reads that go around the descriptors (``instance._state.fields_cache``), and reads
+  after the trace ended (a streaming response's generator, an object kept in memory):
+  those are not seen, and a path read only so is reported unused.
 """
 
 from __future__ import annotations
