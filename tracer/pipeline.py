@@ -711,36 +711,48 @@ def _watch_selected(trace: Trace, queryset: Any, rows: list[Any]) -> None:
     operation = recorder._operation.get()
     if operation is None or operation.selected is not None:
         return
-    query = queryset.query
-    plan = _plan(queryset.model, query)
+    plan, paths = _plan(queryset.model, queryset.query)
     if plan and recorder.watch(trace, operation, rows, plan):
-        selected: dict[str, bool | None] = {}
-        _paths(plan, selected)
-        operation.selected = selected
+        operation.selected = dict.fromkeys(paths, False)
 
 
-def _paths(plan: recorder.Plan, into: dict[str, bool | None]) -> None:
-    for _cache_name, paths, below in plan:
-        into[paths[0]] = False
-        _paths(below, into)
-
-
-def _plan(model: Any, query: Any) -> recorder.Plan:
-    """The relations a query's select_related joins, as the descriptors cache them."""
+def _plan(model: Any, query: Any) -> tuple[recorder.Plan, tuple[str, ...]]:
+    """The relations a query's select_related joins, as the descriptors cache them,
+    and their paths in order. Made once per model and select_related tree."""
     select_related = query.select_related
     if select_related is True:
-        key = (model, query.max_depth)
-        plan = _all_plans.get(key)
-        if plan is None:
-            plan = _all_plans[key] = _every_plan(model, 1, query.max_depth, ())
-        return plan
-    # A FilteredRelation is set as a plain attribute, read through no descriptor.
-    named = {
-        name: below
-        for name, below in select_related.items()
-        if name not in query._filtered_relations
-    }
-    return _named_plan(model, named, ())
+        key: tuple[Any, ...] = (model, query.max_depth)
+    else:
+        key = (model, _frozen(select_related), *query._filtered_relations)
+    known = _plans.get(key)
+    if known is None:
+        if select_related is True:
+            plan = _every_plan(model, 1, query.max_depth, ())
+        else:
+            # A FilteredRelation is set as a plain attribute, read through no
+            # descriptor.
+            named = {
+                name: below
+                for name, below in select_related.items()
+                if name not in query._filtered_relations
+            }
+            plan = _named_plan(model, named, ())
+        paths: list[str] = []
+        _paths(plan, paths)
+        if len(_plans) >= 1000:
+            _plans.clear()
+        known = _plans[key] = (plan, tuple(paths))
+    return known
+
+
+def _frozen(tree: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple((name, _frozen(below) if below else ()) for name, below in tree.items())
+
+
+def _paths(plan: recorder.Plan, into: list[str]) -> None:
+    for _cache_name, paths, below in plan:
+        into.append(paths[0])
+        _paths(below, into)
 
 
 def _named_plan(model: Any, tree: dict[str, Any], above: tuple[str, ...]) -> recorder.Plan:
@@ -787,7 +799,7 @@ def _every_plan(model: Any, depth: int, max_depth: int, above: tuple[str, ...]) 
     return tuple(entries)
 
 
-_all_plans: dict[tuple[Any, int], recorder.Plan] = {}
+_plans: dict[tuple[Any, ...], tuple[recorder.Plan, tuple[str, ...]]] = {}
 
 
 # Async -------------------------------------------------------------------------------
