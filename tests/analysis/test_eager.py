@@ -442,3 +442,29 @@ def test_findings_list_both_kinds_in_the_order_they_ran():
         "operation",
         "rows",
     ]
+
+
+def test_a_filtered_relation_path_is_not_judged():
+    from django.db.models import FilteredRelation, Q
+
+    with tracer.capture() as trace:
+        books = list(
+            Book.objects.annotate(ann=FilteredRelation("author", condition=Q(author__name="Ann")))
+            .select_related("ann", "publisher")
+            .order_by("id")
+        )
+
+    # Django sets it as a plain attribute, which no descriptor reads.
+    assert books[0].ann.name == "Ann"
+    assert trace.operations[0].selected == {"publisher": False}
+    assert [f.lookup for f in unused_select_related(trace)] == ["publisher"]
+
+
+def test_an_evaluation_past_hold_max_is_not_watched(monkeypatch):
+    monkeypatch.setattr(recorder, "HOLD_MAX", 3)
+    with tracer.capture() as trace:
+        list(Book.objects.select_related("author"))  # 4 instances
+        list(Book.objects.select_related("author")[:3])
+
+    assert [op.selected for op in trace.operations] == [None, {"author": False}]
+    assert [f.operation for f in unused_select_related(trace)] == [1]
