@@ -615,10 +615,13 @@ def _by_user(frame: Any) -> bool:
 
 
 def _getstate(original: Callable[..., Any]) -> Callable[..., Any]:
-    """``Model.__getstate__`` (pickling, copies), wrapped only while some trace
-    watches reads: an instance or related object of a watched evaluation leaving as
-    a copy (a cache, a deep copy) may be read where the tracer cannot see, so what
-    its evaluation did not read yet can no longer be told."""
+    """``Model.__getstate__`` (pickling, copies): an instance or related object of a
+    watched evaluation leaving as a copy (a cache, a deep copy) may be read where the
+    tracer cannot see, so what its evaluation did not read yet can no longer be told.
+
+    Wrapped for good, not only while traces watch: setting an attribute of ``Model``
+    invalidates the type caches of every model class, which costs more than this
+    check does on a method that pickling calls once per instance."""
 
     @functools.wraps(original)
     def __getstate__(self: Any) -> Any:
@@ -644,9 +647,8 @@ _reads_patched = False
 
 
 def _reading(on: bool) -> None:
-    """recorder.reads_hook: wrap ``ForwardManyToOneDescriptor.__get__`` (and
-    ``Model.__getstate__``) while some trace watches reads, so that with none the
-    ORM's own run, unwrapped."""
+    """recorder.reads_hook: wrap ``ForwardManyToOneDescriptor.__get__`` while some
+    trace watches reads, so that with none the ORM's own runs, unwrapped."""
     global _reads_patched
     if on == _reads_patched:
         return
@@ -1045,11 +1047,10 @@ def install() -> None:
             instances = iterable is query.ModelIterable
             _patch(iterable, "__iter__", _iterable_iter(original, instances))
         _patch(query, "prefetch_one_level", _prefetch_one_level(query.prefetch_one_level))
+        _patch(Model, "__getstate__", _getstate(Model.__dict__["__getstate__"]))
         descriptor_get = ForwardManyToOneDescriptor.__dict__["__get__"]
-        getstate = Model.__dict__["__getstate__"]
         _reads_patches[:] = [
             (ForwardManyToOneDescriptor, "__get__", descriptor_get, _forward_get(descriptor_get)),
-            (Model, "__getstate__", getstate, _getstate(getstate)),
         ]
         with recorder._watches_lock:
             recorder.reads_hook = _reading
