@@ -373,11 +373,12 @@ def watch(
     state = trace._watch
     if state is None:
         state = trace._watch = Watch()
-    for watched in state.recent:
-        if watched.operation is operation:
-            # A prefetch whose queryset had select_related: one evaluation.
-            watched.prefetch = watched.prefetch or prefetch
-            return True
+    if prefetch:
+        for watched in state.recent:
+            if watched.operation is operation:
+                # A prefetch whose queryset had select_related: one evaluation.
+                watched.prefetch = True
+                return True
     if state.rows + len(rows) > HOLD_MAX:
         return False
     _add(state, Watched(operation, rows, plan, prefetch))
