@@ -1127,3 +1127,25 @@ def test_a_rolling_trace_cut_before_the_reads_does_not_judge_them():
             ambient.finish()
         recorder._ambient.set(None)
     assert recorder.watches() == 0
+
+
+def test_a_watch_counts_what_nothing_read_yet(monkeypatch):
+    # At 0 a read has nothing to tell, and costs one context-variable read more.
+    monkeypatch.setattr(recorder, "HOLD_RECENT", 2)
+    library()
+    with tracer.capture() as trace:
+        books = list(Book.objects.select_related("author", "publisher"))
+        assert trace._watch.unread == 2
+        books[0].author  # noqa: B018
+        books[1].author  # noqa: B018
+        assert trace._watch.unread == 1
+        list(Book.objects.prefetch_related("author"))
+        assert trace._watch.unread == 2
+        books[1].publisher  # noqa: B018
+        assert trace._watch.unread == 1
+        list(Book.objects.select_related("publisher"))  # the first one is let go
+        assert trace._watch.unread == 2
+    assert [op.selected for op in trace.operations if op.selected] == [
+        {"author": True, "publisher": True},
+        {"publisher": False},
+    ]

@@ -138,6 +138,7 @@ _internal_code: dict[str, bool] = {}
 
 # Bound once: these run on every wrapped call.
 _getframe = sys._getframe
+_current_trace = recorder._current.get
 
 _installed = False
 _install_lock = threading.Lock()
@@ -530,7 +531,7 @@ def _reverse_one_to_one_get(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(self, instance, cls)
         if self.related.is_cached(instance):
             watch = trace._watch
-            if watch is None:
+            if watch is None or not watch.unread:
                 return original(self, instance, cls)
             return _read(watch, self.related.cache_name, original, self, instance, cls)
         return _related(
@@ -546,11 +547,13 @@ def _forward_get(original: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
-        trace = active_trace()
-        if trace is None or instance is None:
-            return original(self, instance, cls)
+        trace = _current_trace()
+        if trace is None:
+            trace = active_trace()
+            if trace is None:
+                return original(self, instance, cls)
         watch = trace._watch
-        if watch is None:
+        if watch is None or not watch.unread or instance is None:
             return original(self, instance, cls)
         return _read(watch, self.field.cache_name, original, self, instance, cls)
 
@@ -576,9 +579,7 @@ def _read(
                 selected = node.watched.operation.selected
                 # A path is marked with the paths above it: if it is, so are they.
                 if selected and selected.get(paths[0]) is False and _by_user(_getframe(2)):
-                    for path in paths:
-                        if selected.get(path) is False:
-                            selected[path] = True
+                    _mark(watch, selected, paths)
                 return original(descriptor, instance, cls)
     except Exception:
         recorder.note_failure()
@@ -588,26 +589,33 @@ def _read(
         try:
             node = index.get(id(value))
             if node is not None:
-                _read_value(node, _getframe(2))
+                _read_value(watch, node, _getframe(2))
         except Exception:
             recorder.note_failure()
     return value
 
 
-def _read_value(node: recorder.Node, frame: Any) -> None:
-    """A relation read returned an object a watched evaluation loaded (through a
-    copy of its instance, or as a prefetch's object)."""
+def _read_value(watch: recorder.Watch, node: recorder.Node, frame: Any) -> None:
+    """A relation read returned an object a watched evaluation loaded (through
+    another instance, or as a prefetch's object)."""
     watched = node.watched
     operation = watched.operation
     if node.paths is None:
         if watched.prefetch and operation.used is False and _by_user(frame):
             operation.used = True
+            watch.unread -= 1
         return
     selected = operation.selected
     if selected and selected.get(node.paths[0]) is False and _by_user(frame):
-        for path in node.paths:
-            if selected.get(path) is False:
-                selected[path] = True
+        _mark(watch, selected, node.paths)
+
+
+def _mark(watch: recorder.Watch, selected: dict[str, bool | None], paths: tuple[str, ...]) -> None:
+    """A path was read, and so were the paths above it."""
+    for path in paths:
+        if selected.get(path) is False:
+            selected[path] = True
+            watch.unread -= 1
 
 
 def _by_user(frame: Any) -> bool:
@@ -633,7 +641,7 @@ def _getstate(original: Callable[..., Any]) -> Callable[..., Any]:
                     recorder.index_pending(watch)
                 node = watch.index.get(id(self))
                 if node is not None:
-                    recorder.untell(node.watched)
+                    recorder.untell(watch, node.watched)
             except Exception:
                 recorder.note_failure()
         return original(self)
@@ -693,8 +701,7 @@ def _prefetch_one_level(original: Callable[..., Any]) -> Callable[..., Any]:
             if isinstance(prefetcher, _SINGLE) and not lookup.get_current_to_attr(level)[1]:
                 objects = result[0]
                 if objects and operation.used is None:
-                    if recorder.watch(trace, operation, objects, (), prefetch=True):
-                        operation.used = False
+                    recorder.watch(trace, operation, objects, (), prefetch=True)
         except Exception:
             recorder.note_failure()
         return result
@@ -714,8 +721,8 @@ def _watch_selected(trace: Trace, queryset: Any, rows: list[Any]) -> None:
     if operation is None or operation.selected is not None:
         return
     plan, paths = _plan(queryset.model, queryset.query)
-    if plan and recorder.watch(trace, operation, rows, plan):
-        operation.selected = dict.fromkeys(paths, False)
+    if plan:
+        recorder.watch(trace, operation, rows, plan, paths)
 
 
 def _plan(model: Any, query: Any) -> tuple[recorder.Plan, tuple[str, ...]]:

@@ -310,15 +310,17 @@ class Watch:
     """The evaluations of one trace whose eager loads are watched: the last
     HOLD_RECENT of them, up to HOLD_MAX instances in all. ``index`` maps ``id()`` of
     their instances and related objects to a Node; those in ``pending`` are indexed
-    when a read asks."""
+    when a read asks. ``unread`` counts what they loaded and nothing read yet: at 0,
+    a read has nothing to tell."""
 
-    __slots__ = ("recent", "index", "pending", "rows", "closed")
+    __slots__ = ("recent", "index", "pending", "rows", "unread", "closed")
 
     def __init__(self) -> None:
         self.recent: deque[Watched] = deque()
         self.index: dict[int, Node] = {}
         self.pending: list[Watched] = []
         self.rows = 0
+        self.unread = 0
         self.closed = False
         _watching(1)
 
@@ -332,7 +334,7 @@ class Watch:
         self.recent.clear()
         self.pending = []
         self.index = {}
-        self.rows = 0
+        self.rows = self.unread = 0
         _watching(-1)
 
 
@@ -360,16 +362,22 @@ def watches() -> int:
 
 
 def watch(
-    trace: Trace, operation: Operation, rows: list[Any], plan: Plan, prefetch: bool = False
-) -> bool:
+    trace: Trace,
+    operation: Operation,
+    rows: list[Any],
+    plan: Plan,
+    paths: tuple[str, ...] = (),
+    prefetch: bool = False,
+) -> None:
     """Watch reads of what ``operation`` loaded: the relations of ``plan`` on
-    ``rows`` (select_related), or ``rows`` themselves as a relation's value (a
-    prefetch of a foreign key or one-to-one). False if it cannot be watched.
+    ``rows`` (select_related; ``operation.selected`` gets ``paths``, unread), or
+    ``rows`` themselves as a relation's value (a prefetch of a foreign key or
+    one-to-one; ``operation.used`` becomes False). Not watched, nothing is told.
 
     The last HOLD_RECENT evaluations are watched; what an older one did not read by
     then cannot be told, and is marked so (None)."""
     if trace.end_ns is not None:
-        return False
+        return
     state = trace._watch
     if state is None:
         state = trace._watch = Watch()
@@ -378,15 +386,30 @@ def watch(
             if watched.operation is operation:
                 # A prefetch whose queryset had select_related: one evaluation.
                 watched.prefetch = True
-                return True
+                operation.used = False
+                state.unread += 1
+                return
     if state.rows + len(rows) > HOLD_MAX:
-        return False
+        return
+    if prefetch:
+        operation.used = False
+    else:
+        operation.selected = dict.fromkeys(paths, False)
     _add(state, Watched(operation, rows, plan, prefetch))
-    return True
+
+
+def _unread(watched: Watched) -> int:
+    operation = watched.operation
+    count = 1 if watched.prefetch and operation.used is False else 0
+    selected = operation.selected
+    if selected and watched.plan:
+        count += sum(1 for used in selected.values() if used is False)
+    return count
 
 
 def _add(state: Watch, watched: Watched) -> None:
     state.rows += len(watched.rows or ())
+    state.unread += _unread(watched)
     state.recent.append(watched)
     state.pending.append(watched)
     if len(state.recent) > HOLD_RECENT:
@@ -394,7 +417,7 @@ def _add(state: Watch, watched: Watched) -> None:
 
 
 def _unwatch(state: Watch, watched: Watched) -> None:
-    untell(watched)
+    untell(state, watched)
     state.rows -= len(watched.rows or ())
     index = state.index
     for key in watched.keys or ():
@@ -406,13 +429,14 @@ def _unwatch(state: Watch, watched: Watched) -> None:
     watched.rows = watched.keys = None
 
 
-def untell(watched: Watched) -> None:
+def untell(state: Watch, watched: Watched) -> None:
     """What a watched evaluation loaded and nothing read yet can no longer be told."""
+    state.unread -= _unread(watched)
     operation = watched.operation
     if watched.prefetch and operation.used is False:
         operation.used = None
     selected = operation.selected
-    if selected:
+    if selected and watched.plan:
         for path, used in selected.items():
             if used is False:
                 selected[path] = None
@@ -472,7 +496,7 @@ def adopt(parent: Trace, child: Trace) -> None:
             _add(target, watched)
     else:
         for watched in records:
-            untell(watched)
+            untell(state, watched)
     state.close()
     child._watch = None
 
@@ -551,7 +575,7 @@ def _start_ambient(full: Trace | None) -> Trace:
         state = full._watch
         if state is not None:
             for watched in state.recent:
-                untell(watched)
+                untell(state, watched)
         full.finish()
         _store(full)
     trace = Trace("always")
