@@ -18,10 +18,15 @@ What the trace can tell:
 
 What it cannot tell, and never reports:
 
-- The columns of an object that were read. Django's fields are plain attributes in
-  the instance's ``__dict__``: reading ``book.title`` runs no code at all, so "fetched
-  but never read" is not knowable without changing your instances (``only()`` and
-  ``defer()`` are yours to choose; a deferred field read later is an N+1 of its own).
+- The columns of an object that were read. Django's loaded fields are plain values in
+  the instance's ``__dict__``, and CPython reads them in C, calling no Python code (not
+  even a dict subclass's ``__getitem__``). What could see such a read costs too much or
+  changes your objects: tracing every bytecode (``sys.settrace`` with
+  ``f_trace_opcodes``, many times slower), or keeping the values out of ``__dict__`` and
+  serving them through descriptors (``vars()``, ``__dict__``, pickles and copies would
+  differ). So "fetched but never read" is not told at all. ``only()`` and ``defer()``
+  are yours to choose; a deferred field read later is an N+1 of its own.
+- Relations read through other descriptors: a ``GenericForeignKey``'s prefetch.
 - Evaluations older than the last ``HOLD_RECENT`` watched ones when the trace
   finished: their objects could still be read later, unseen. So are evaluations past
   ``HOLD_MAX`` instances, those run by ``.iterator()`` (rows are not kept), paths to a
