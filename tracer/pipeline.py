@@ -13,7 +13,11 @@ is the whole cost. When something records:
   related access, a prefetch ...) start an ``Operation`` that the statements run
   inside it belong to. Triggers the ORM fires inside an operation (``get()`` calling
   ``len()``) are part of it; those from other code (a ``save()`` override running
-  a query, a prefetch) nest under it.
+  a query, a prefetch) nest under it;
+- an evaluation with ``select_related`` (or a prefetch of a foreign key or
+  one-to-one) is watched: reads of what it joined (``book.author``) mark it used (see
+  ``recorder.watch``). The descriptor that serves those reads is wrapped only while
+  some trace watches one, so with none it costs nothing at all.
 """
 
 from __future__ import annotations
@@ -627,9 +631,9 @@ def _getstate(original: Callable[..., Any]) -> Callable[..., Any]:
     watched evaluation leaving as a copy (a cache, a deep copy) may be read where the
     tracer cannot see, so what its evaluation did not read yet can no longer be told.
 
-    Wrapped for good, not only while traces watch: setting an attribute of ``Model``
-    invalidates the type caches of every model class, which costs more than this
-    check does on a method that pickling calls once per instance."""
+    Wrapped for good, not only while traces watch like ``book.author``: setting an
+    attribute of ``Model`` at each capture would invalidate the type caches of every
+    model class, and this costs one context-variable read per pickled instance."""
 
     @functools.wraps(original)
     def __getstate__(self: Any) -> Any:
