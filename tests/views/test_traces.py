@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+import sys
 
 import pytest
 from django.db import DatabaseError, connection
 from django.test import Client, override_settings
 
 import tracer
-from demo_app.models import Author
+from demo_app.models import Author, Book
 from tests.views.conftest import (
     ESCAPED,
     HOSTILE,
@@ -288,3 +289,20 @@ def test_a_trace_with_odd_findings_still_shows(client: Client):
     data["operations"] = [None]
     html = page(client, f"{URL}trace/{trace.id}/")
     assert "<div><dt>Statements</dt><dd>1</dd></div>" in html
+
+
+def test_an_unused_select_related_is_shown_with_its_fix(client: Client):
+    books(2)
+    with tracer.capture("titles") as trace:
+        titles = [book.title for book in Book.objects.select_related("author").order_by("id")]
+        line = sys._getframe().f_lineno - 1
+    assert titles == ["Book 0", "Book 1"]
+
+    html = page(client, f"{URL}trace/{trace.id}/")
+
+    assert (
+        '<h3><span class="tracer-badge tracer-badge-unused">unused</span> '
+        "select_related('author'): joined into 2 rows, never read</h3>\n"
+        '    <p class="tracer-fix">Fix: <code>Book.objects.order_by(&#x27;id&#x27;)</code></p>'
+    ) in html
+    assert f"at <code>tests/views/test_traces.py:{line}</code>" in html

@@ -617,7 +617,7 @@ def _findings(data: dict[str, Any], index: int, item: dict[str, Any]) -> list[di
         ):
             add(
                 "unused_eager",
-                f"Unused prefetch: {unused.get('lookup')}",
+                f"Unused {unused.get('kind') or 'prefetch_related'}: {unused.get('lookup')}",
                 str(unused.get("fix") or ""),
                 [],
             )
