@@ -120,24 +120,14 @@ def live_summary(trace: Trace) -> dict[str, Any]:
         if compile is not None:
             orm_ns += compile.compile_ns or 0
             orm_ns += (compile.convert_ns or 0) + (compile.hydrate_ns or 0)
-    found = trace_findings(trace)
-    request = trace.request or {}
-    return {
-        "id": trace.id,
-        "label": trace.label,
-        "started_at": trace.started_at,
-        "method": request.get("method"),
-        "path": request.get("path"),
-        "status": request.get("status"),
-        "statements": len(trace.statements),
-        "duration_ms": _ms(trace.duration_ns),
-        "db_ms": _ms(trace.db_ns),
-        "orm_ms": orm_ns / 1e6,
-        "n_plus_ones": len(found["n_plus_ones"]),
-        "duplicates": len(found["duplicates"]),
-        "slow": len(found["slow"]),
-        "dropped": sum(trace.dropped.values()),
-    }
+    return _row(
+        {"id": trace.id, "label": trace.label, "started_at": trace.started_at},
+        trace.request,
+        len(trace.statements),
+        (_ms(trace.duration_ns), _ms(trace.db_ns), orm_ns),
+        trace_findings(trace),
+        trace.dropped,
+    )
 
 
 def summary(data: dict[str, Any]) -> dict[str, Any]:
@@ -147,37 +137,58 @@ def summary(data: dict[str, Any]) -> dict[str, Any]:
     QuerySets (once per operation), compiling SQL, converting values and building
     instances.
     """
-    request = data.get("request") or {}
     statements = data.get("statements") or []
-    found = data.get("findings") or {}
     orm_ns = 0
-    seen_compiles: set[int] = set()
+    seen: set[int] = set()
     for statement in statements:
         stages = statement.get("stages") or {}
-        queryset = stages.get("queryset") or {}
+        queryset = stages.get("queryset")
         compiler = stages.get("compiler") or {}
         backend = stages.get("backend") or {}
         operation = statement.get("operation")
-        if operation is not None and operation not in seen_compiles:
-            seen_compiles.add(operation)
+        if queryset and operation is not None and operation not in seen:
+            seen.add(operation)
             orm_ns += _ns(queryset.get("build_ms"))
         orm_ns += _ns(compiler.get("compile_ms"))
         orm_ns += _ns(backend.get("convert_ms")) + _ns(backend.get("hydrate_ms"))
+    return _row(
+        {
+            "id": data.get("id"),
+            "label": data.get("label", ""),
+            "started_at": data.get("started_at"),
+        },
+        data.get("request"),
+        len(statements),
+        (data.get("duration_ms"), data.get("db_ms"), orm_ns),
+        data.get("findings") or {},
+        data.get("dropped") or {},
+    )
+
+
+def _row(
+    names: dict[str, Any],
+    request: dict[str, Any] | None,
+    statements: int,
+    times: tuple[float | None, float | None, int],
+    found: dict[str, Any],
+    dropped: dict[str, int],
+) -> dict[str, Any]:
+    """A summary's keys, in order, from its parts: live or exported alike."""
+    request = request or {}
+    duration_ms, db_ms, orm_ns = times
     return {
-        "id": data.get("id"),
-        "label": data.get("label", ""),
-        "started_at": data.get("started_at"),
+        **names,
         "method": request.get("method"),
         "path": request.get("path"),
         "status": request.get("status"),
-        "statements": len(statements),
-        "duration_ms": data.get("duration_ms"),
-        "db_ms": data.get("db_ms"),
+        "statements": statements,
+        "duration_ms": duration_ms,
+        "db_ms": db_ms,
         "orm_ms": orm_ns / 1e6,
         "n_plus_ones": len(found.get("n_plus_ones") or ()),
         "duplicates": len(found.get("duplicates") or ()),
         "slow": len(found.get("slow") or ()),
-        "dropped": sum((data.get("dropped") or {}).values()),
+        "dropped": sum(dropped.values()),
     }
 
 

@@ -24,7 +24,7 @@ from django.utils.html import escape
 import tracer
 from demo_app.models import Author, Book, Publisher
 from tracer.store import get_store
-from tracer.views.statements import Part, _parts, _timeline
+from tracer.views.statements import Part, time_parts, timeline_of
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -209,9 +209,9 @@ def test_where_the_time_went_from_the_stages_times():
         "manager": None,
         "query": None,
     }
-    timeline = _timeline(stages)
+    timeline = timeline_of(stages)
 
-    assert _parts(timeline, 10.0) == [
+    assert time_parts(timeline, 10.0) == [
         Part("build", "QuerySet calls", 1.0, "10.00%"),
         Part("compile", "compiling (as_sql)", 2.0, "20.00%"),
         Part("execute", "database: execute", 3.0, "30.00%"),

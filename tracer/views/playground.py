@@ -35,11 +35,11 @@ from tracer.store import get_store
 from tracer.views.htmx import is_htmx, vary_on_htmx
 from tracer.views.statements import (
     PARTS,
-    _params,
-    _parts,
-    _timeline,
+    params_rows,
     plan_view,
     query_view,
+    time_parts,
+    timeline_of,
 )
 
 #: Characters of a refused expression echoed past MAX_LENGTH (the rest is cut).
@@ -394,7 +394,7 @@ def _statement(item: Compiled, vendor: str) -> dict[str, Any]:
     return {
         "purpose": item.purpose,
         "html": sqldisplay.highlight(item.sql, vendor=vendor) if item.sql else None,
-        "params": _params(item.params),
+        "params": params_rows(item.params),
         "compiler": item.compiler,
         "compiler_link": djangosource.link(item.compiler, "as_sql"),
         "query": item.query,
@@ -421,7 +421,7 @@ def run_view(result: RunResult) -> dict[str, Any]:
     for timing in result.timings:
         index = timing["index"]
         statement = statements[index] if 0 <= index < len(statements) else {}
-        timeline = _timeline(
+        timeline = timeline_of(
             {name: (statement.get("stages") or {}).get(name) for name, _ in STAGE_TITLES}
         )
         total = sum(ms for _, _, ms in timeline)
@@ -429,7 +429,7 @@ def run_view(result: RunResult) -> dict[str, Any]:
             {
                 **timing,
                 "number": index + 1,
-                "parts": _parts(timeline, total),
+                "parts": time_parts(timeline, total),
                 "total_ms": total,
                 "link": reverse("tracer:statement", args=[trace_id, index]) if stored else None,
             }

@@ -188,7 +188,7 @@ def statement_context(trace_id: str, index: int) -> dict[str, Any]:
         )
     item = statements[index]
     stages = {name: _dict(_dict(item.get("stages")).get(name)) or None for name in STAGES}
-    timeline = _timeline(stages)
+    timeline = timeline_of(stages)
     total = sum(part[2] for part in timeline)
     vendor = str(item.get("vendor") or "")
     return {
@@ -207,7 +207,7 @@ def statement_context(trace_id: str, index: int) -> dict[str, Any]:
         "template": _dict(item.get("template")) or None,
         "error": _dict(_dict(stages["backend"]).get("error")) or None,
         "stages": _stages(item, stages, timeline, total),
-        "parts": _parts(timeline, total),
+        "parts": time_parts(timeline, total),
         "total_ms": total,
         "database_ms": sum(ms for key, _, ms in timeline if key in DATABASE_PARTS),
         "python_ms": sum(ms for key, _, ms in timeline if key not in DATABASE_PARTS),
@@ -255,7 +255,7 @@ def _trace_url(trace_id: str) -> str | None:
         return None
 
 
-def _timeline(stages: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, float]]:
+def timeline_of(stages: dict[str, dict[str, Any] | None]) -> list[tuple[str, str, float]]:
     """(key, label, ms) of each part measured for this statement, in order."""
     found = []
     for key, stage, name, label in PARTS:
@@ -269,7 +269,7 @@ def _width(ms: float, total: float) -> str:
     return f"{100 * ms / total:.2f}%" if total > 0 else "0%"
 
 
-def _parts(timeline: list[tuple[str, str, float]], total: float) -> list[Part]:
+def time_parts(timeline: list[tuple[str, str, float]], total: float) -> list[Part]:
     return [Part(key, label, ms, _width(ms, total)) for key, label, ms in timeline]
 
 
@@ -419,7 +419,7 @@ def _compiled(data: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
     return {
         "same": False,
         "items": [
-            {"html": _highlight(str(text), vendor), "params": _params(given)}
+            {"html": _highlight(str(text), vendor), "params": params_rows(given)}
             for text, given in pairs
             if text is not None
         ],
@@ -657,14 +657,14 @@ def _sql(item: dict[str, Any], vendor: str) -> dict[str, Any]:
         interpolated = _highlight(written, vendor)
     return {
         "html": _highlight(text, vendor),
-        "params": _params(item.get("params") if rows is None else params),
+        "params": params_rows(item.get("params") if rows is None else params),
         "params_note": params if isinstance(params, str) else None,
         "rows": rows,
         "interpolated": interpolated,
     }
 
 
-def _params(params: Any) -> list[dict[str, str]]:
+def params_rows(params: Any) -> list[dict[str, str]]:
     """Params as rows of (position or name, type, value as Python writes it)."""
     if isinstance(params, dict) and not values.is_value_dict(params):
         pairs = list(params.items())
