@@ -3,6 +3,25 @@ from __future__ import annotations
 import pytest
 from django.conf import settings
 from django.db import connections
+from hypothesis import HealthCheck, Phase
+from hypothesis import settings as hypothesis_settings
+
+# Property-based tests: the same examples on every run (derandomized, no example
+# database written anywhere), few enough that they all take seconds. Examples that
+# once failed are kept as explicit @example()s next to their test.
+hypothesis_settings.register_profile(
+    "tracer",
+    derandomize=True,
+    database=None,
+    max_examples=60,
+    deadline=None,
+    print_blob=False,
+    # No "explain" phase: it traces the failing example (sys.settrace), which the
+    # playground's property tests would see as code they did not expect.
+    phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+hypothesis_settings.load_profile("tracer")
 
 #: Traced alias of each vendor; each has a plain twin named "<vendor>_plain".
 TRACED = {"sqlite": "default", "postgresql": "postgresql", "mysql": "mysql"}

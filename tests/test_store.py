@@ -25,6 +25,8 @@ from tracer import filestore, recorder
 from tracer.filestore import SQLiteStore
 from tracer.findings import KINDS, summary
 from tracer.store import (
+    CALL_BYTES,
+    COMPILE_BYTES,
     EVENT_BYTES,
     IMPORTED,
     OPERATION_BYTES,
@@ -40,7 +42,7 @@ from tracer.store import (
     get_store,
     summary_of,
 )
-from tracer.trace import UNRECORDED, Event, Operation, Statement, Trace
+from tracer.trace import UNRECORDED, Call, Compile, Event, Manager, Operation, Statement, Trace
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -110,6 +112,34 @@ def test_estimate_ignores_what_is_not_str_sql_or_sequence_params():
         ("COMMIT", None),
     )
     assert estimate_bytes(trace) == TRACE_BYTES + 3 * STATEMENT_BYTES + 8 + 6
+
+
+def test_estimate_counts_compiles_and_lineage_calls_once():
+    # Two batches of one insert share a compile; two evaluations of one QuerySet
+    # share its lineage, and a QuerySet built on it shares its calls.
+    trace = make_trace(("INSERT", None), ("INSERT", None), ("SELECT", None))
+    insert, select = Compile(None), Compile(None)
+    trace.statements[0].compile = trace.statements[1].compile = insert
+    insert.statement = trace.statements[1]
+    trace.statements[2].compile = select
+    select.statement = trace.statements[2]
+    manager = Manager("objects", object, None)
+    first = Call(manager, "filter", (), None, None, 0, 0)
+    second = Call(first, "order_by", (), None, None, 0, 0)
+    third = Call(second, "exclude", (), None, None, 0, 0)
+    for lineage in (second, second, third):
+        operation = Operation(len(trace.operations), "iteration", None, None, 0)
+        operation.lineage = lineage
+        trace.operations.append(operation)
+    assert estimate_bytes(trace) == (
+        TRACE_BYTES
+        + 3 * STATEMENT_BYTES
+        + 3 * OPERATION_BYTES
+        + 2 * COMPILE_BYTES
+        + 3 * CALL_BYTES
+        + len("INSERT") * 2
+        + len("SELECT")
+    )
 
 
 def test_estimate_samples_long_params():

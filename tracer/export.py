@@ -8,6 +8,10 @@ made JSON-safe. The format is documented in docs/trace-format.md.
 from __future__ import annotations
 
 import math
+import re
+import threading
+import weakref
+from collections import OrderedDict
 from typing import Any
 
 from django.db.models.query import QuerySet
@@ -30,6 +34,9 @@ FORMAT = "tracer-trace/1"
 STAGES = ("model", "manager", "queryset", "query", "compiler", "backend")
 
 _REPR_LIMIT = 200
+#: Lists and dicts nested deeper than this in a value are written as their repr (a
+#: list that holds itself would never end).
+VALUE_DEPTH = 20
 
 
 def _ms(ns: int | None) -> float | None:
@@ -44,19 +51,30 @@ def _label(model: Any) -> str | None:
     return None if model is None else model._meta.label
 
 
-def value(obj: Any) -> Any:
+def value(obj: Any, depth: int = 0) -> Any:
     """A JSON-safe form of a param or argument: JSON scalars as they are, lists and
     tuples as lists, anything else as ``{"type": ..., "repr": ...}`` (also NaN and
-    infinite floats, which JSON has no literal for)."""
-    if obj is None or isinstance(obj, (bool, int, str)):
+    infinite floats, which JSON has no literal for, strings that are not Unicode
+    text (lone surrogates, which no page or UTF-8 file can hold), and lists and dicts
+    nested more than ``VALUE_DEPTH`` levels deep)."""
+    if obj is None or isinstance(obj, (bool, int)) or isinstance(obj, str) and _text(obj):
         return obj
     if isinstance(obj, float) and math.isfinite(obj):
         return obj
-    if isinstance(obj, (list, tuple)):
-        return [value(item) for item in obj]
-    if isinstance(obj, dict) and all(isinstance(key, str) for key in obj):
-        return {key: value(item) for key, item in obj.items()}
+    if depth < VALUE_DEPTH:
+        if isinstance(obj, (list, tuple)):
+            return [value(item, depth + 1) for item in obj]
+        if isinstance(obj, dict) and all(isinstance(key, str) and _text(key) for key in obj):
+            return {key: value(item, depth + 1) for key, item in obj.items()}
     return {"type": _path(type(obj)), "repr": _repr(obj)}
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (holds no lone surrogate)."""
+    return text.isascii() or _SURROGATE.search(text) is None
 
 
 def _repr(obj: Any) -> str:
@@ -301,6 +319,8 @@ def _sql(sql: Any, vendor: str | None) -> str:
     built with values in it)."""
     if not isinstance(sql, str):
         return _repr(sql)
+    if not _text(sql):  # the driver could not encode it either
+        sql = sql.encode("utf-8", "backslashreplace").decode("utf-8")
     try:
         return redact_literals(sql, vendor=vendor)
     except Exception:
@@ -364,18 +384,50 @@ def _error(error: tuple[str, str] | None) -> dict[str, str] | None:
 # Traces ------------------------------------------------------------------------------
 
 
+#: Finished traces whose export is kept (``trace._exported``) at most: the most
+#: recently exported. An export is several times the size of the trace it comes from
+#: (about 6 KB a statement), and the stores bound the traces they keep, not exports:
+#: kept on every trace a page showed, they would hold many times ``STORE_BYTES``.
+EXPORTS_KEPT = 16
+
+# id(trace) -> weak reference, least recently exported first.
+_kept: OrderedDict[int, weakref.ref[Trace]] = OrderedDict()
+_kept_lock = threading.Lock()
+
+
 def to_dict(trace: Trace) -> dict[str, Any]:
     """The trace as JSON-safe data in the ``tracer-trace/1`` format.
 
-    A finished trace is exported once: later calls return the same dict (treat it as
-    read-only)."""
-    if trace._exported is not None:
-        return trace._exported
+    A finished trace's export is kept while it is one of the ``EXPORTS_KEPT`` most
+    recently exported: calls meanwhile return the same dict (treat it as read-only).
+    A trace loaded by ``from_dict`` always keeps the data it came from."""
+    data = trace._exported
+    if data is not None:
+        if not trace.imported:
+            _keep(trace)
+        return data
     with no_queries():
         data = _export(trace)
     if trace.finished:
         trace._exported = data
+        _keep(trace)
     return data
+
+
+def _keep(trace: Trace) -> None:
+    """Mark ``trace``'s export the most recent; drop the export of the least recent
+    past ``EXPORTS_KEPT`` (it is made again if asked for)."""
+    key = id(trace)
+    with _kept_lock:
+        ref = _kept.pop(key, None)
+        if ref is None or ref() is not trace:  # a dead trace's id, reused
+            ref = weakref.ref(trace)
+        _kept[key] = ref
+        while len(_kept) > EXPORTS_KEPT:
+            _, oldest = _kept.popitem(last=False)
+            dropped = oldest()
+            if dropped is not None and not dropped.imported:
+                dropped._exported = None
 
 
 def _export(trace: Trace) -> dict[str, Any]:
@@ -471,6 +523,7 @@ def from_dict(data: dict[str, Any]) -> Trace:
     if data.get("format") != FORMAT:
         raise ValueError(f"Not a {FORMAT} trace (format: {data.get('format')!r}).")
     try:
+        _check_depth(data)
         return _load(data)
     except (_Malformed, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ValueError(f"Malformed {FORMAT} trace: {_problem(exc)}") from exc
@@ -484,6 +537,24 @@ def _problem(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, _Malformed) else f"{type(exc).__name__}: {exc}"
 
 
+#: The deepest nesting of lists and dicts a loaded trace may have: an export's goes
+#: about 10 levels below its Query states' WHERE trees (at most querystate.MAX_DEPTH
+#: levels, two each); the pages that show a trace recurse through it.
+LOAD_DEPTH = 100
+
+
+def _check_depth(data: Any) -> None:
+    stack = [(data, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > LOAD_DEPTH:
+            raise _Malformed(f"it is nested more than {LOAD_DEPTH} levels deep.")
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+
+
 def _field(mapping: Any, key: str, where: str, kind: type | tuple[type, ...] = object) -> Any:
     if not isinstance(mapping, dict):
         raise _Malformed(f"{where} is a {type(mapping).__name__}, not a dict.")
@@ -495,19 +566,44 @@ def _field(mapping: Any, key: str, where: str, kind: type | tuple[type, ...] = o
     return found
 
 
+def _optional(mapping: dict[str, Any], key: str, where: str, kind: Any) -> Any:
+    """``mapping[key]`` if present and not None, checked to be a ``kind``."""
+    found = mapping.get(key)
+    if found is not None and not isinstance(found, kind):
+        raise _Malformed(f"{where}[{key!r}] is a {type(found).__name__}: {found!r:.80}.")
+    return found
+
+
 def _load(data: dict[str, Any]) -> Trace:
     number = (int, float)
-    trace = Trace(data.get("label", ""))
+    # What the list of traces reads (findings.summary) is checked here: one bad file
+    # must not break the list.
+    trace = Trace(_optional(data, "label", "the trace", str) or "")
     trace._id = _field(data, "id", "the trace", str)
     trace.started_at = _field(data, "started_at", "the trace", number)
-    trace.end_ns = trace.start_ns + round((data.get("duration_ms") or 0) * 1e6)
-    trace.request = data.get("request")
-    trace.dropped = dict(data.get("dropped") or {})
+    duration_ms = _optional(data, "duration_ms", "the trace", number)
+    _optional(data, "db_ms", "the trace", number)
+    trace.end_ns = trace.start_ns + round((duration_ms or 0) * 1e6)
+    request = _optional(data, "request", "the trace", dict)
+    if request is not None:
+        for key in ("method", "path", "view"):
+            _optional(request, key, "the trace['request']", str)
+        _optional(request, "status", "the trace['request']", int)
+    trace.request = request
+    dropped = _optional(data, "dropped", "the trace", dict) or {}
+    for key in dropped:
+        _field(dropped, key, "the trace['dropped']", int)
+    trace.dropped = dict(dropped)
+    findings = _optional(data, "findings", "the trace", dict) or {}
+    for key in ("n_plus_ones", "duplicates", "slow"):
+        _optional(findings, key, "the trace['findings']", list)
     for key in ("operations", "events"):
         _field(data, key, "the trace", list)
     for position, item in enumerate(_field(data, "statements", "the trace", list)):
         where = f"statements[{position}]"
         stages = _field(item, "stages", where, dict)
+        for name in STAGES:
+            _optional(stages, name, f"{where}['stages']", dict)
         backend = _field(stages, "backend", f"{where}['stages']", dict)
         where_backend = f"{where}['stages']['backend']"
         statement = Statement(

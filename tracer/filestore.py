@@ -260,12 +260,17 @@ class SQLiteStore:
             self._wake.clear()
             while batch := self._take(BATCH):
                 traces = [item for item in batch if isinstance(item, Trace)]
+                events = [item for item in batch if isinstance(item, threading.Event)]
+                stop = _STOP in batch
+                batch.clear()
                 if traces:
                     self._write(traces)
-                for item in batch:
-                    if isinstance(item, threading.Event):
-                        item.set()
-                if _STOP in batch:
+                    # Once written, none of them stays in memory (not until the next
+                    # batch either); flush() callers are woken after that.
+                    traces.clear()
+                for event in events:
+                    event.set()
+                if stop:
                     connection = getattr(self._local, "connection", None)
                     if connection is not None:
                         connection.close()

@@ -433,11 +433,19 @@ def _inside(
     try:
         return original(target, *args, **kwargs)
     except BaseException as exc:
-        operation.error = describe_error(exc)
+        _failed(operation, exc)
         raise
     finally:
         operation.end_ns = perf_counter_ns()
         recorder._operation.reset(token)
+
+
+def _failed(operation: Operation, exc: BaseException) -> None:
+    # Never in the way of the user's exception (its str() may itself raise).
+    try:
+        operation.error = describe_error(exc)
+    except Exception:
+        recorder.note_failure()
 
 
 def _stepping(operation: Operation, rows: Any) -> Any:
@@ -451,7 +459,7 @@ def _stepping(operation: Operation, rows: Any) -> Any:
             except StopIteration:
                 return
             except BaseException as exc:
-                operation.error = describe_error(exc)
+                _failed(operation, exc)
                 raise
             finally:
                 recorder._operation.reset(token)
@@ -472,7 +480,7 @@ async def _stepping_async(operation: Operation, rows: Any) -> AsyncIterator[Any]
             except StopAsyncIteration:
                 return
             except BaseException as exc:
-                operation.error = describe_error(exc)
+                _failed(operation, exc)
                 raise
             finally:
                 recorder._operation.reset(token)

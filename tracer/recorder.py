@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import weakref
 from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,7 +58,11 @@ def active_trace() -> Trace | None:
     if trace is None and (_always if _always is not None else _load_config()):
         trace = _ambient.get()
         if trace is None or len(trace.statements) >= _always_limit:
-            trace = _start_ambient(trace)
+            try:
+                trace = _start_ambient(trace)
+            except Exception:  # the statement runs unrecorded
+                note_failure()
+                return None
     return trace
 
 
@@ -85,20 +90,28 @@ def capture(label: str = "") -> Iterator[Trace]:
         yield trace
     finally:
         _current.reset(token)
-        if parent is not None:
-            adopt(parent, trace)
-        trace.finish()
-        if parent is not None:
-            parent.statements.extend(trace.statements)
-            parent.events.extend(trace.events)
-            for operation in trace.operations:
-                operation.index = len(parent.operations)
-                parent.operations.append(operation)
-            for key, count in trace.dropped.items():
-                parent.dropped[key] = parent.dropped.get(key, 0) + count
-        else:
-            _store(trace)
-            _export(trace)
+        try:
+            _end(trace, parent)
+        except Exception:  # never in the way of the block's own outcome
+            note_failure()
+
+
+def _end(trace: Trace, parent: Trace | None) -> None:
+    """A capture ended: merge it into the outer one, or store and export it."""
+    if parent is not None:
+        adopt(parent, trace)
+    trace.finish()
+    if parent is not None:
+        parent.statements.extend(trace.statements)
+        parent.events.extend(trace.events)
+        for operation in trace.operations:
+            operation.index = len(parent.operations)
+            parent.operations.append(operation)
+        for key, count in trace.dropped.items():
+            parent.dropped[key] = parent.dropped.get(key, 0) + count
+    else:
+        _store(trace)
+        _export(trace)
 
 
 @contextmanager
@@ -313,7 +326,7 @@ class Watch:
     when a read asks. ``unread`` counts what they loaded and nothing read yet: at 0,
     a read has nothing to tell."""
 
-    __slots__ = ("recent", "index", "pending", "rows", "unread", "closed")
+    __slots__ = ("recent", "index", "pending", "rows", "unread", "closed", "_stop", "__weakref__")
 
     def __init__(self) -> None:
         self.recent: deque[Watched] = deque()
@@ -323,6 +336,10 @@ class Watch:
         self.unread = 0
         self.closed = False
         _watching(1)
+        # A trace dropped unfinished (the rolling trace of a thread that ended)
+        # stops watching when it is collected.
+        self._stop = weakref.finalize(self, _watching, -1)
+        self._stop.atexit = False
 
     def close(self) -> None:
         """Stop watching (the trace finished): what was not read stays unread."""
@@ -335,13 +352,14 @@ class Watch:
         self.pending = []
         self.index = {}
         self.rows = self.unread = 0
-        _watching(-1)
+        self._stop()
 
 
 # Traces watching reads now, in the whole process; the pipeline wraps the forward
 # related descriptor only while there are any (reads_hook).
 _watches = 0
-_watches_lock = threading.Lock()
+# Reentrant: a collected Watch's finalizer may run inside _watching.
+_watches_lock = threading.RLock()
 #: Called with True when the first trace starts watching reads, with False when the
 #: last one stops (set by tracer.pipeline.install()).
 reads_hook: Any = None

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from django.core.signals import setting_changed
 
 from tracer.conf import DEFAULTS, get_config
+from tracer.trace import Call
 
 if TYPE_CHECKING:
     from tracer.filestore import SQLiteStore
@@ -39,6 +40,12 @@ STATEMENT_BYTES = 280
 OPERATION_BYTES = 260
 #: An Event.
 EVENT_BYTES = 160
+#: A Compile (one per compiler call, shared by the statements of a batched insert),
+#: with its compile time set.
+COMPILE_BYTES = 140
+#: A Call of a QuerySet's lineage (``.filter(name=...)``), with a one-pair keyword
+#: tuple and its clocks; shared by the operations that evaluate the same QuerySet.
+CALL_BYTES = 180
 
 #: Params lists longer than this are measured on their first PARAMS_SAMPLE items and
 #: scaled, so that estimating a bulk insert stays cheap.
@@ -49,11 +56,13 @@ def estimate_bytes(trace: Trace) -> int:
     """About how much memory ``trace`` holds, cheaply: O(statements), nothing formatted.
 
     ``TRACE_BYTES``, plus ``STATEMENT_BYTES`` per statement, ``OPERATION_BYTES`` per
-    operation and ``EVENT_BYTES`` per event; plus, per statement, ``len(sql)`` if the
-    SQL is ``str`` or ``bytes``, and if its params are a list or tuple, the sum of
-    ``sys.getsizeof`` of each param (not recursing into them; past ``PARAMS_SAMPLE``
-    params, the first ``PARAMS_SAMPLE`` scaled to the whole list). Objects shared
-    between records (compiles, lineage, stacks, the request dict) are not counted.
+    operation, ``EVENT_BYTES`` per event, ``COMPILE_BYTES`` per compile and
+    ``CALL_BYTES`` per call in the operations' lineages (each counted once); plus, per
+    statement, ``len(sql)`` if the SQL is ``str`` or ``bytes``, and if its params are a
+    list or tuple, the sum of ``sys.getsizeof`` of each param (not recursing into them;
+    past ``PARAMS_SAMPLE`` params, the first ``PARAMS_SAMPLE`` scaled to the whole
+    list). Stacks, query shapes and the request dict are not counted; nor is what a
+    page computes later (summary, findings, the export: see ``tracer.export``).
     """
     size = (
         TRACE_BYTES
@@ -61,8 +70,18 @@ def estimate_bytes(trace: Trace) -> int:
         + OPERATION_BYTES * len(trace.operations)
         + EVENT_BYTES * len(trace.events)
     )
+    seen: set[int] = set()
+    for operation in trace.operations:
+        call = operation.lineage
+        while type(call) is Call and id(call) not in seen:
+            seen.add(id(call))
+            size += CALL_BYTES
+            call = call.parent
     getsizeof = sys.getsizeof
     for statement in trace.statements:
+        compile = statement.compile
+        if compile is not None and compile.statement is statement:
+            size += COMPILE_BYTES
         sql = statement.sql
         if isinstance(sql, (str, bytes)):
             size += len(sql)

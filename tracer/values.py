@@ -97,7 +97,7 @@ def _from_repr(type_path: str, text: str) -> Any:
             literal = ast.literal_eval(text.removeprefix("bytearray(").removesuffix(")"))
             if isinstance(literal, bytes):
                 return literal
-        else:
+        elif type_path != "builtins.str":  # a string that is not text (a lone surrogate)
             found = _evaluate(ast.parse(text, mode="eval").body)
             if f"{type(found).__module__}.{type(found).__qualname__}" == type_path:
                 return found

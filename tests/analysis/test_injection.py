@@ -16,6 +16,7 @@ import tracer
 from demo_app.models import Author, Book, Publisher
 from tracer import stacks
 from tracer.analysis.injection import InjectionRisk, risks
+from tracer.playground.running import run
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -271,3 +272,16 @@ def test_migrations_and_ddl_are_not_flagged(alias):
         call_command("migrate", "migrated_app", database=alias, verbosity=0)
     assert any(str(s.sql).startswith("CREATE TABLE") for s in trace.statements)
     assert risks(trace) == []
+
+
+def test_a_playground_run_is_analysed(alias):
+    # The playground records the calls of the expression it built without a code
+    # object (nobody's code made them): the analysis once raised on them.
+    result = run(
+        'Book.objects.filter(price__lt=20).select_related("author").order_by("-published")[:10]',
+        alias,
+        app="demo_app",
+    )
+
+    assert result.trace["findings"]["failed"] == []
+    assert result.trace["findings"]["injection"] == []

@@ -406,3 +406,31 @@ def test_only_recent_evaluations_are_held_unless_a_lazy_load_used_them(shelf, mo
     found = only(n_plus_ones(trace))
     assert (found.relation, found.queries, found.loaded_at) == ("Author.books", 3, at(loaded))
     assert authors.rows is None
+
+
+def _books_of_each_author() -> int:
+    # A function of its own: its code is specialised by this loop alone.
+    for author in Author.objects.order_by("id"):
+        list(author.books.filter(price__lt=20))
+    return lineno() - 1
+
+
+def test_a_loop_long_enough_to_be_specialised_is_one_n_plus_one():
+    """Past a few iterations CPython 3.11 specialises a loop's code, after which the
+    call of ``list(...)`` is made by another instruction (its PRECALL): the loads of
+    one line run from two instruction offsets, and must still be one N+1."""
+    publisher = Publisher.objects.create(name="P")
+    for i in range(20):
+        Book.objects.create(
+            title=f"Book {i}",
+            author=Author.objects.create(name=f"Author {i}"),
+            publisher=publisher,
+            price=Decimal(10),
+            published=datetime.date(2020, 1, 1),
+        )
+    with tracer.capture() as trace:
+        line = _books_of_each_author()
+
+    found = only(n_plus_ones(trace))
+    assert (found.relation, found.queries, found.instances) == ("Author.books", 20, 20)
+    assert found.location == at(line)

@@ -515,6 +515,29 @@ def test_a_lazy_load_says_which_evaluation_loaded_its_instance(client):
     ) in html
 
 
+def test_a_lazy_load_in_a_template_says_the_template_line_that_loaded_its_instance(client):
+    from django.template import engines
+
+    shop()
+    source = "<ul>\n{% for book in books %}\n<li>{{ book.author.name }}</li>\n{% endfor %}\n</ul>"
+
+    def render() -> None:
+        books = Book.objects.order_by("id")[:2]
+        engines["django"].from_string(source).render({"books": books})  # render-marker
+
+    trace = recorded(render)
+
+    html = page(client, trace, 1)
+
+    pk = Book.objects.order_by("id")[0].pk
+    assert (
+        f"A lazy load for the instance with pk <code>{pk}</code>, loaded by "
+        "<strong>iteration</strong> of <code>Book.objects.order_by(&#x27;id&#x27;)[:2]</code> "
+        "in template <code>&lt;unknown source&gt;</code> line 2, at "
+        f'<span class="tracer-path">{HERE}:{line_of("# render-marker")}</span>.'
+    ) in html
+
+
 def test_a_prefetch_says_what_it_ran_inside(client):
     shop()
     trace = recorded(lambda: list(Author.objects.order_by("id").prefetch_related("books")))

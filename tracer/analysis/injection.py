@@ -204,7 +204,9 @@ def _written_into(
     found: list[tuple[InjectionRisk, list[str]] | None] = []
     lineage = operation.lineage
     while isinstance(lineage, Call):
-        if not stacks.is_library(lineage.code):
+        # A call with no code object was typed, not made by a library: the
+        # playground records the calls of the expression it built that way.
+        if lineage.code is None or not stacks.is_library(lineage.code):
             location = _call_location(lineage)
             if lineage.name == "extra":
                 found.append(_extra(lineage, vendor, location))
@@ -298,7 +300,7 @@ def _raw_sqls(value: Any, depth: int = 0) -> Iterator[RawSQL]:
 
 
 def _call_location(call: Call) -> str:
-    frame = stacks.location((call.code, call.lasti))
+    frame = stacks.location((call.code, call.lasti)) if call.code is not None else None
     return "?" if frame is None else f"{frame.filename}:{frame.lineno}"
 
 

@@ -18,6 +18,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Any
 
+from tracer import stacks
 from tracer.analysis.fingerprint import fingerprint
 from tracer.analysis.groups import where
 from tracer.export import _calls, _root, call_code
@@ -191,11 +192,17 @@ def _hashable(value: Any) -> Hashable:
 
 def _site(operation: Operation) -> Hashable:
     """Where a load happens: the template line, else the first frame in the user's
-    code (code object and offset), else nothing known."""
+    code (code object and line), else nothing known.
+
+    The line, not the instruction offset: once CPython specialises a loop's code, one
+    call can be made from another instruction (``list(...)``: its PRECALL rather than
+    its CALL), and the loads of one line would fall in two groups.
+    """
     if operation.template is not None:
         return operation.template
     stack = operation.stack
-    return (id(stack[0]), stack[1]) if stack else None
+    frame = stacks.location(stack)  # resolved once per code and offset (cached)
+    return (id(stack[0]), frame.lineno) if stack and frame is not None else None
 
 
 def _where(operation: Operation) -> str:

@@ -102,7 +102,10 @@ class DatabaseWrapper:
         try:
             return call(*args)
         except BaseException as exc:
-            event.error = describe_error(exc)
+            try:
+                event.error = describe_error(exc)
+            except Exception:  # never in the way of the driver's exception
+                recorder.note_failure()
             raise
         finally:
             event.duration_ns = perf_counter_ns() - event.start_ns

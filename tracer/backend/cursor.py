@@ -93,7 +93,10 @@ class TracedCursorMixin:
             statement = None
         self._tracer_statement = statement
         if statement is not None and sqlcomment.on is not False:
-            sql = sqlcomment.commented(sql, params, statement)
+            try:
+                sql = sqlcomment.commented(sql, params, statement)
+            except Exception:  # send the SQL as the user's code gave it
+                recorder.note_failure()
         start = perf_counter_ns()
         try:
             result = call(sql, params, *wrapper_args)
@@ -142,6 +145,11 @@ class TracedCursorMixin:
                 with self.db.wrap_database_errors:
                     fetch = getattr(self.cursor, name)
                     result = fetch(*args, **kwargs) if kwargs else fetch(*args)
+        except BaseException as exc:
+            # A row computed as it is fetched failed (SQLite, server-side cursors):
+            # the statement failed, after the rows fetched before.
+            fetch_failed(statement, exc)
+            raise
         finally:
             statement.fetch_ns += perf_counter_ns() - start
             statement.fetch_calls += 1
@@ -172,6 +180,10 @@ def _counted(rows: Iterator[Any], statement: Statement) -> Iterator[Any]:
         except StopIteration:
             statement.fetch_ns += perf_counter_ns() - start
             return
+        except BaseException as exc:
+            statement.fetch_ns += perf_counter_ns() - start
+            fetch_failed(statement, exc)
+            raise
         statement.fetch_ns += perf_counter_ns() - start
         statement.rows_fetched += 1
         yield row
@@ -194,6 +206,16 @@ def failed(statement: Statement, start: int, exc: BaseException) -> None:
     try:
         statement.start_ns = start
         statement.duration_ns = end - start
+        statement.error = describe_error(exc)
+    except Exception:
+        recorder.note_failure()
+
+
+def fetch_failed(statement: Statement, exc: BaseException) -> None:
+    """Mark a statement whose fetch raised, unless its execute already failed."""
+    if statement.error is not None:
+        return
+    try:
         statement.error = describe_error(exc)
     except Exception:
         recorder.note_failure()

@@ -215,8 +215,7 @@ class Builder:
         return None
 
     def attribute_error(self, message: str, node: ast.Attribute) -> PlaygroundError:
-        _, end = self.positions.span(node)
-        return self.error_at(message, end - len(node.attr), end)
+        return self.error_at(message, *self.positions.name_span(node))
 
     def name_error(self, node: ast.Name) -> PlaygroundError:
         choices = self.names.ambiguous(node.id)
@@ -290,19 +289,16 @@ class Builder:
         if isinstance(node, ast.Call):
             func = node.func
             assert isinstance(func, ast.Attribute)  # unroll() takes only method calls
-            _, name_end = self.positions.span(func)
-            start = name_end - len(func.attr)
+            start, _ = self.positions.name_span(func)
             before = self.text[:start].rstrip()
             if before.endswith("."):
                 start = len(before) - 1
             return start, end
         if isinstance(node, ast.Subscript):
             _, value_end = self.positions.span(node.value)
-            return self.text.index("[", value_end), end
+            return self.positions.token("[", value_end, end), end
         _, left_end = self.positions.span(node.left)
-        rest = self.text[left_end:end]
-        operator = OPERATORS[type(node.op)]
-        return left_end + rest.find(operator), end
+        return self.positions.token(OPERATORS[type(node.op)], left_end, end), end
 
     def call(self, node: _Node, queryset: Any, model: type[Model], *, nested: bool) -> MethodCall:
         start, end = self.call_span(node)
@@ -328,7 +324,7 @@ class Builder:
                 duration_ns=elapsed,
             )
         method = node.func.attr
-        kind = self.kind(method, node, start)
+        kind = self.kind(method, start, self.positions.name_span(node.func)[1])
         if kind != "chain" and nested:
             raise self.error_at(
                 f"{method}() runs a query: only the last call of the expression may.",
@@ -380,8 +376,9 @@ class Builder:
             elapsed,
         )
 
-    def kind(self, method: str, node: ast.Call, start: int) -> str:
-        end = start + len(method) + 1
+    def kind(self, method: str, start: int, end: int) -> str:
+        """The method's group; refused (pointing at ``start``-``end``, the method's
+        name) if it is in none."""
         if method in allowed.CHAIN:
             return "chain"
         if method in allowed.EVALUATE:
@@ -470,7 +467,7 @@ class Builder:
                 f"Building {method}() would run a query ({exc.sql}); refused.", start, end
             ) from None
         except Exception as exc:
-            name = "[...]" if method == "__getitem__" else f"{method}()"
+            name = _AS_WRITTEN.get(method, f"{method}()")
             raise self.error_at(f"{name}: {_problem(exc)}", start, end) from None
         return result, perf_counter_ns() - begin
 
@@ -712,6 +709,13 @@ class Builder:
             return model(**kwargs)
         except Exception as exc:
             raise self.error(f"{model.__name__}(): {_problem(exc)}", node) from None
+
+
+#: Methods the text writes as an operator or brackets: named so in errors.
+_AS_WRITTEN = {
+    "__getitem__": "[...]",
+    **{method: OPERATORS[op] for op, method in METHODS_OF.items()},
+}
 
 
 def _arg(keyword: ast.keyword) -> str:

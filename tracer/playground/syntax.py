@@ -4,7 +4,9 @@ before anything is built; and character offsets in the text for its nodes."""
 from __future__ import annotations
 
 import ast
+import io
 import re
+import tokenize
 import warnings
 from typing import Any
 
@@ -79,6 +81,31 @@ class Positions:
         end_col = getattr(node, "end_col_offset", None)
         end = self.offset(end_line, end_col) if end_col is not None else start + 1
         return start, max(end, start)
+
+    def name_span(self, node: ast.Attribute) -> tuple[int, int]:
+        """Offsets of an attribute's name as written: Python reads names in NFKC
+        form, so ``node.attr`` may be longer than the text (``ﬁlter`` is ``filter``)."""
+        _, end = self.span(node)
+        start = end
+        while start > 0 and ("a" + self.text[start - 1]).isidentifier():
+            start -= 1
+        return start, end
+
+    def token(self, symbol: str, start: int, end: int) -> int:
+        """Where the operator ``symbol`` is first written between ``start`` and
+        ``end`` as a token (not inside a comment); ``start`` if it is not."""
+        # Universal newlines, so that rows are counted as _NEWLINE counts them.
+        fragment = io.StringIO(self.text[start:end], newline=None).readline
+        lines = [0] + [m.end() for m in _NEWLINE.finditer(self.text, start, end)]
+        try:
+            for token in tokenize.generate_tokens(fragment):
+                if token.type == tokenize.OP and token.string == symbol:
+                    row, col = token.start
+                    return (start + col) if row == 1 else lines[row - 1] + col
+        except (tokenize.TokenError, SyntaxError):
+            pass
+        found = self.text.find(symbol, start, end)
+        return found if found >= 0 else start
 
     def source_of(self, node: Any) -> str:
         start, end = self.span(node)
@@ -217,12 +244,10 @@ def _check_node(node: ast.AST, text: str, positions: Positions) -> None:
     if isinstance(node, ast.Name) and node.id.startswith("_"):
         refuse(f"{node.id}: names starting with an underscore are never allowed")
     if isinstance(node, ast.Attribute) and node.attr.startswith("_"):
-        start, end = positions.span(node)
         raise PlaygroundError(
             f"{node.attr}: attributes starting with an underscore are never allowed.",
             text,
-            end - len(node.attr),
-            end,
+            *positions.name_span(node),
         )
     if isinstance(node, ast.Constant) and not isinstance(
         node.value, (str, bytes, int, float, bool, type(None))

@@ -85,6 +85,9 @@ LINKS_SHOWN = 20
 #: How many params the table lists before "and N more" (the SQL with the params
 #: written in collapses long lists the same way).
 PARAMS_SHOWN = 100
+#: Characters shown of each param's name, type and value (the SQL with the params
+#: written in is cut as a whole, at sqldisplay.MAX_LENGTH).
+PARAM_CHARS = 1_000
 
 
 class Missing(Exception):
@@ -673,12 +676,22 @@ def params_rows(params: Any) -> list[dict[str, str]]:
     else:
         return []
     rows = [
-        {"name": str(name), "type": values.type_name(value), "value": values.text(value)}
+        {
+            "name": _cut(str(name)),
+            "type": _cut(values.type_name(value)),
+            "value": _cut(values.text(value)),
+        }
         for name, value in pairs[:PARAMS_SHOWN]
     ]
     if len(pairs) > PARAMS_SHOWN:
         rows.append({"name": "…", "type": "", "value": f"and {len(pairs) - PARAMS_SHOWN:,} more"})
     return rows
+
+
+def _cut(text: str) -> str:
+    if len(text) <= PARAM_CHARS:
+        return text
+    return f"{text[: PARAM_CHARS - 1]}… ({len(text) - PARAM_CHARS + 1:,} more characters)"
 
 
 # EXPLAIN -----------------------------------------------------------------------------

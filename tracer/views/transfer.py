@@ -75,6 +75,8 @@ def import_trace(request: HttpRequest) -> HttpResponse:
         data = json.loads(upload.read())
     except (ValueError, UnicodeDecodeError) as exc:
         return _form(request, f"{upload.name} is not JSON: {exc}")
+    except RecursionError:  # json's own limit on nesting
+        return _form(request, f"{upload.name} is nested too deeply to be a trace.")
     try:
         trace = imported(data)
     except ValueError as exc:
