@@ -1,7 +1,8 @@
 """Settings for the demo bookstore: SQLite through tracer.backend by default.
 
 DEMO_DATABASE_URL-style switches are kept simple: set DEMO_ENGINE to
-"postgresql" or "mysql" to run the demo on the local servers instead.
+"postgresql" or "mysql" to run the demo on the local servers instead, and DEMO_ALSO
+to add an alias of another engine to compare with.
 """
 
 from __future__ import annotations
@@ -39,7 +40,18 @@ _databases = {
         "OPTIONS": {"charset": "utf8mb4"},
     },
 }
-DATABASES = tracer.traced({"default": _databases[_engine]})
+# DEMO_ALSO=postgresql (or mysql, or both, comma-separated): one more alias per engine
+# named, for the backend anatomy page and the playground to compare with the demo's
+# engine. Never migrated nor seeded; reading the anatomy or compiling a QuerySet for
+# it opens no connection (except MySQL's compile, which reads the server's version).
+_also = [name for name in os.environ.get("DEMO_ALSO", "").split(",") if name and name != _engine]
+if set(_also) - set(_databases):
+    raise ValueError(
+        f"DEMO_ALSO={os.environ['DEMO_ALSO']!r}: each name is one of {list(_databases)}."
+    )
+DATABASES = tracer.traced(
+    {"default": _databases[_engine], **{name: _databases[name] for name in _also}}
+)
 
 INSTALLED_APPS = [
     "django.contrib.contenttypes",

@@ -2,11 +2,16 @@ from django.apps import apps
 from django.urls import include, path
 
 from demo_app import views
+from demo_app.patterns import PATTERNS
 
 urlpatterns = [
     path("", views.index, name="index"),
-    path("books/n-plus-one/", views.books_n_plus_one, name="books_n_plus_one"),
-    path("books/select-related/", views.books_select_related, name="books_select_related"),
+    # Every pattern page, from the registry (demo_app/patterns.py).
+    *(
+        path(pattern.path(version), version.view, name=pattern.name(version))
+        for pattern in PATTERNS
+        for version in pattern.versions
+    ),
     path("__tracer__/", include("tracer.urls")),
 ]
 
