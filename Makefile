@@ -6,24 +6,34 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 FULL ?=
 VENDORS ?= sqlite postgresql mysql
 
-.PHONY: demo test install-dev django-suite bench clean
+.PHONY: demo test install-dev django-suite bench clean tutorial-screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-## demo: set up and serve the demo bookstore on http://127.0.0.1:8000/ (SQLite)
+## demo: set up and serve the demo bookstore on http://127.0.0.1:8000/ (SQLite; on the
+## local servers with DEMO_ENGINE=postgresql or DEMO_ENGINE=mysql; DEMO_ALSO=postgresql
+## adds an alias of that engine to compare with, never connected to unless you run on it)
+DEMO_ENGINE ?= sqlite
+DEMO_ALSO ?=
+comma := ,
+DEMO_ENGINES := $(DEMO_ENGINE) $(subst $(comma), ,$(DEMO_ALSO))
+DEMO_EXTRAS := toolbar$(if $(filter postgresql,$(DEMO_ENGINES)),$(comma)postgres)$(if $(filter mysql,$(DEMO_ENGINES)),$(comma)mysql)
 demo: $(PY)
-	$(PIP) install -e ".[toolbar]"
-	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed
+	$(PIP) install -e ".[$(DEMO_EXTRAS)]"
+	DEMO_ENGINE=$(DEMO_ENGINE) $(PY) manage.py demo_database
+	DEMO_ENGINE=$(DEMO_ENGINE) $(PY) manage.py migrate --noinput
+	DEMO_ENGINE=$(DEMO_ENGINE) $(PY) manage.py seed
 	@echo ""
-	@echo "  Demo bookstore:           http://127.0.0.1:8000/"
-	@echo "  N+1 page:                 http://127.0.0.1:8000/books/n-plus-one/"
-	@echo "  Fixed with select_related: http://127.0.0.1:8000/books/select-related/"
+	@echo "  Demo bookstore ($(DEMO_ENGINE)): http://127.0.0.1:8000/"
+	@echo "    The index lists every pattern (N+1s, duplicates, .count() per row, a slow"
+	@echo "    aggregate, 5,000-row hydration, Prefetch(), bulk writes, raw SQL,"
+	@echo "    get_or_create, an async view), each a bad page and its fix, and says what"
+	@echo "    the tracer should show on each."
 	@echo "  Traces (the tracer app):  http://127.0.0.1:8000/__tracer__/"
 	@echo "  Each page has django-debug-toolbar, with the tracer's Query pipeline panel."
 	@echo ""
-	$(PY) manage.py runserver 127.0.0.1:8000
+	DEMO_ENGINE=$(DEMO_ENGINE) DEMO_ALSO=$(DEMO_ALSO) $(PY) manage.py runserver 127.0.0.1:8000
 
 install-dev: $(PY)
 	$(PIP) install -e ".[dev]"
@@ -50,3 +60,8 @@ clean:
 ## bench: the tracer's cost next to plain and debug-toolbar (see tests/bench.py)
 bench: install-dev
 	$(PY) tests/bench.py
+
+## tutorial-screenshots: docs/tutorial.md's screenshots and their figures, from a new
+## demo database, in Debian's Chromium (see docs/tutorial_screenshots.py)
+tutorial-screenshots: install-dev
+	$(PY) docs/tutorial_screenshots.py
