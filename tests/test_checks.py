@@ -58,7 +58,7 @@ def test_invalid_tracer_setting():
         (
             "tracer.E004",
             "TRACER has an unknown key 'COLOUR'; known keys: ALWAYS_TRACES_KEPT, "
-            "ALWAYS_TRACE_STATEMENTS, CAPTURE, HARD_CAP, LIBRARY_PATHS, N_PLUS_ONE_MIN, "
+            "ALWAYS_TRACE_STATEMENTS, CAPTURE, HARD_CAP, LIBRARY_PATHS, LOG, N_PLUS_ONE_MIN, "
             "ON_DEMAND, OTEL, PLAYGROUND_ROW_LIMIT, PLAYGROUND_TIMEOUT_MS, "
             "REDACT_COLUMNS, SAMPLE, SHOW_CALLBACK, SLOW_MS, SOFT_CAP, SQL_COMMENTS, "
             "STACK_DEPTH, STORE_BYTES, "

@@ -136,3 +136,16 @@ def test_playground_settings_are_checked():
         "TRACER['PLAYGROUND_ROW_LIMIT'] must be a positive integer, not 0. "
         "TRACER['PLAYGROUND_TIMEOUT_MS'] must be a positive integer, not 5.5."
     )
+
+
+@override_settings(TRACER={"LOG": "DEBUG"})
+def test_log_is_true_or_false():
+    with pytest.raises(ImproperlyConfigured) as info:
+        get_config()
+    assert str(info.value) == "TRACER['LOG'] must be True or False, not 'DEBUG'."
+
+
+@override_settings(TRACER={"LOG": True})
+def test_log_is_kept():
+    assert get_config().log is True
+    assert Config().log is False

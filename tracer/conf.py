@@ -65,6 +65,10 @@ DEFAULTS: dict[str, Any] = {
     # may take.
     "PLAYGROUND_ROW_LIMIT": 100,
     "PLAYGROUND_TIMEOUT_MS": 2000,
+    # Log each recorded statement as it finishes executing: its time, call site, stages
+    # and SQL, at DEBUG on the logger "tracer.statements" (see tracer.console). Printed
+    # to stderr unless LOGGING gives that logger handlers of its own.
+    "LOG": False,
 }
 
 _POSITIVE_INTS = (
@@ -103,6 +107,7 @@ class Config:
     on_demand: Any = True
     playground_row_limit: int = DEFAULTS["PLAYGROUND_ROW_LIMIT"]
     playground_timeout_ms: int = DEFAULTS["PLAYGROUND_TIMEOUT_MS"]
+    log: bool = False
 
 
 def config_problems(value: Any) -> list[str]:
@@ -169,7 +174,7 @@ def config_problems(value: Any) -> list[str]:
 def _observability_problems(value: dict[str, Any]) -> list[str]:
     problems = [
         f"TRACER[{key!r}] must be True or False, not {value[key]!r}."
-        for key in ("OTEL", "SQL_COMMENTS")
+        for key in ("OTEL", "SQL_COMMENTS", "LOG")
         if key in value and not isinstance(value[key], bool)
     ]
     if value.get("OTEL") is True:
@@ -226,6 +231,7 @@ def get_config() -> Config:
         on_demand=merged["ON_DEMAND"],
         playground_row_limit=merged["PLAYGROUND_ROW_LIMIT"],
         playground_timeout_ms=merged["PLAYGROUND_TIMEOUT_MS"],
+        log=merged["LOG"],
     )
 
 

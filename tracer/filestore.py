@@ -200,6 +200,20 @@ class SQLiteStore:
                 "this one was dropped"
             )
 
+    def write_now(self, trace: Trace, timeout: float = EXIT_WAIT) -> None:
+        """Write ``trace`` in this thread before returning, after the traces queued
+        before it (waiting at most ``timeout`` seconds for them): for the interpreter's
+        exit (``tracer.recorder.store_at_exit``), when no writer thread may be started.
+
+        Never raises: a failure is logged once and counted in ``failures``."""
+        try:
+            self.flush(timeout)
+            with recorder.suspended():
+                row = _row(trace)
+            self._insert([row])
+        except Exception:
+            self._failed()
+
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every trace added before the call is written (or failed).
         False if ``timeout`` seconds passed first."""

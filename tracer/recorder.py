@@ -7,7 +7,9 @@ query is one context-variable read and one global read.
 
 from __future__ import annotations
 
+import atexit
 import logging
+import os
 import sys
 import threading
 import weakref
@@ -47,6 +49,12 @@ _always_limit = 1000
 _soft_cap = 1000
 _hard_cap = 10000
 _always_traces: deque[Trace] = deque(maxlen=20)
+# Whether the atexit hook that stores the rolling traces is registered.
+_exit_hooked = False
+
+#: TRACER["LOG"]: statements are logged as they finish (tracer.console). Read on the
+#: hot path by the recording cursor, one global read per statement recorded.
+log_statements = False
 
 _failures = 0
 _failures_lock = threading.Lock()
@@ -122,7 +130,7 @@ def suspended() -> Iterator[None]:
     Inside, statements go to a throwaway trace (``current_trace()`` returns it) that
     is never stored nor merged into an outer one; so the hot path needs no extra check.
     """
-    throwaway = Trace("suspended")
+    throwaway = _Suspended("suspended")
     current = _current.set(throwaway)
     operation = _operation.set(None)
     compiling = _compiling.set(None)
@@ -135,6 +143,23 @@ def suspended() -> Iterator[None]:
         _operation.reset(operation)
         _current.reset(current)
         throwaway.finish()  # lets go of anything it held or watched
+
+
+class _Suspended(Trace):
+    """The throwaway trace of ``suspended()``: what runs in it is not logged either."""
+
+
+def statement_done(statement: Statement) -> None:
+    """A recorded statement returned or raised: log it (``TRACER["LOG"]``, checked by
+    the caller through ``log_statements``). Never raises."""
+    try:
+        if type(_current.get()) is _Suspended:
+            return
+        from tracer import console
+
+        console.emit(statement)
+    except Exception:  # the statement ran; only its log line is lost
+        note_failure()
 
 
 def begin_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> Statement | None:
@@ -568,6 +593,7 @@ def failures() -> int:
 
 def _load_config() -> bool:
     global _always, _always_limit, _always_traces, _soft_cap, _hard_cap
+    global log_statements, _exit_hooked
     from tracer.conf import get_config
 
     try:
@@ -576,7 +602,19 @@ def _load_config() -> bool:
         # An invalid TRACER setting is reported by the system checks; queries go on.
         note_failure()
         _always = False
+        log_statements = False
         return False
+    if config.log or "tracer.console" in sys.modules:
+        try:
+            from tracer import console
+
+            console.configure(config.log)
+        except Exception:
+            note_failure()
+    log_statements = config.log
+    if config.capture == "always" and not _exit_hooked:
+        _exit_hooked = True
+        atexit.register(store_at_exit)
     _always_limit = config.always_trace_statements
     _soft_cap = config.soft_cap
     _hard_cap = config.hard_cap
@@ -584,6 +622,45 @@ def _load_config() -> bool:
         _always_traces = deque(_always_traces, maxlen=config.always_traces_kept)
     _always = config.capture == "always"
     return _always
+
+
+def command_line(argv: list[str]) -> str:
+    """How a process was started, for a label: ``manage.py migrate --noinput``."""
+    if not argv:
+        return ""
+    return " ".join([os.path.basename(argv[0]), *argv[1:]])
+
+
+def store_at_exit() -> None:
+    """With CAPTURE "always", at the interpreter's exit: store the rolling traces not
+    yet stored (each process's last one), labelled with the command line (``always:
+    manage.py migrate``). A file store writes them before returning (``write_now``):
+    its writer thread may already be stopped. Registered once, by the first statement
+    under "always"; does nothing if "always" is off by then."""
+    try:
+        if not _load_config():
+            return
+        line = command_line(sys.argv)
+        label = f"always: {line}" if line else "always"
+        from tracer.store import get_store
+
+        store = get_store()
+        write = getattr(store, "write_now", None)
+        for trace in list(_always_traces):
+            if trace.end_ns is not None or not trace.statements:
+                continue
+            trace.label = label
+            state = trace._watch
+            if state is not None:
+                for watched in state.recent:
+                    untell(state, watched)
+            trace.finish()
+            if write is not None:
+                write(trace)
+            else:
+                store.add(trace)
+    except Exception:
+        note_failure()
 
 
 def _start_ambient(full: Trace | None) -> Trace:

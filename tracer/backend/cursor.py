@@ -199,6 +199,8 @@ def done(statement: Statement, start: int, cursor: Any = None) -> None:
             statement.rowcount = cursor.rowcount
     except Exception:
         recorder.note_failure()
+    if recorder.log_statements:
+        recorder.statement_done(statement)
 
 
 def failed(statement: Statement, start: int, exc: BaseException) -> None:
@@ -209,6 +211,8 @@ def failed(statement: Statement, start: int, exc: BaseException) -> None:
         statement.error = describe_error(exc)
     except Exception:
         recorder.note_failure()
+    if recorder.log_statements:
+        recorder.statement_done(statement)
 
 
 def fetch_failed(statement: Statement, exc: BaseException) -> None:

@@ -6,6 +6,11 @@ DDL from the schema editor, an ``inspectdb``'s introspection queries, a data
 command's ORM queries. The trace goes to the store (the app lists it when the store
 is shared by the server's processes); ``--output FILE`` also writes it as
 ``tracer-trace/1`` JSON, for the app's Import page.
+
+With ``TRACER["CAPTURE"] = "always"`` every command is recorded without it, into the
+process's rolling traces, the last stored at exit as ``always: manage.py <command>``;
+``tracecommand`` still gives the command one trace of its own, from its first
+statement to its last, with a report and ``--output``.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
 import tracer
+from tracer.recorder import command_line
 
 
 class Command(BaseCommand):
@@ -42,7 +48,9 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         command, arguments = options["command"], options["arguments"]
-        label = " ".join(["manage.py", command, *arguments])
+        # As CAPTURE "always" labels a command's rolling trace at exit ("always: " and
+        # the same words).
+        label = command_line(["manage.py", command, *arguments])
         trace = None
         try:
             with tracer.capture(label) as trace:
