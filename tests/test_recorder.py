@@ -237,3 +237,15 @@ def test_suspended_detaches_from_the_running_operation():
     assert suspended is not trace and suspended.label == "suspended"
     [inside] = suspended.statements
     assert (inside.params, inside.operation) == ([9], None)
+
+
+def test_a_settings_change_starts_a_new_rolling_trace():
+    with override_settings(TRACER={"CAPTURE": "always", "ALWAYS_TRACE_STATEMENTS": 3}):
+        select("default", 1)
+        before = tracer.always_traces()[-1]
+    with override_settings(TRACER={"CAPTURE": "always", "ALWAYS_TRACE_STATEMENTS": 3}):
+        select("default", 2)
+        after = tracer.always_traces()[-1]
+    assert after is not before
+    assert [s.params for s in after.statements] == [[2]]
+    assert [s.params for s in before.statements][-1] == [1]

@@ -680,9 +680,13 @@ def _start_ambient(full: Trace | None) -> Trace:
 
 
 def _reset_config(*, setting: str, **kwargs: Any) -> None:
-    global _always
+    global _always, _ambient
     if setting == "TRACER":
         _always = None
+        # Rolling traces begun under the old settings are not continued under the new
+        # ones: a new variable leaves every context's old ambient trace behind, at no
+        # cost to the hot path.
+        _ambient = ContextVar("tracer_ambient", default=None)
 
 
 setting_changed.connect(_reset_config)
