@@ -116,6 +116,8 @@ def summary(trace: Trace) -> dict[str, Any]:
         "duplicates_in_n_plus_one": found["total"]["duplicates_in_n_plus_one"],
         "unused_eager": [(u["kind"], u["lookup"]) for u in found["unused_eager"]],
         "injection": [risk["literals"] for risk in found["injection"]],
+        # An analysis that raised leaves its list empty: say so, not "nothing found".
+        "failed": found["failed"],
     }
 
 
@@ -125,6 +127,7 @@ NOTHING: dict[str, Any] = {
     "duplicates_in_n_plus_one": 0,
     "unused_eager": [],
     "injection": [],
+    "failed": [],
 }
 
 

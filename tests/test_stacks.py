@@ -231,3 +231,18 @@ def test_library_paths_move_a_statement_location_outward(tmp_path):
         "function": "run",
         "source": "return callback()",
     }
+
+
+# short_path --------------------------------------------------------------------------------
+
+
+def test_short_path_is_relative_to_the_current_directory(tmp_path, monkeypatch):
+    project = tmp_path / "shop"
+    (project / "app").mkdir(parents=True)
+    monkeypatch.chdir(project)
+    assert stacks.short_path(f"{project}/app/views.py:12") == "app/views.py:12"
+    assert stacks.short_path(f"{project}/app/views.py") == "app/views.py"
+    # Outside it, and in a sibling whose name starts the same: as it is.
+    assert stacks.short_path(f"{tmp_path}/shop2/views.py:3") == f"{tmp_path}/shop2/views.py:3"
+    assert stacks.short_path("/usr/lib/python3/x.py:1") == "/usr/lib/python3/x.py:1"
+    assert stacks.short_path("books/list.html:4") == "books/list.html:4"

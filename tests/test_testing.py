@@ -20,7 +20,8 @@ from tracer.testing import (
 
 pytestmark = pytest.mark.django_db
 
-HERE = __file__
+#: This file as failures show it: relative to the project (the current directory).
+SHOWN = "tests/test_testing.py"
 
 
 def lineno() -> int:
@@ -68,12 +69,12 @@ def test_over_budget_lists_each_query_with_its_location_and_the_n_plus_one(books
         'SELECT "demo_app_author"."id", "demo_app_author"."name" FROM "demo_app_author" '
         'WHERE "demo_app_author"."id" = %s LIMIT 21'
     )
-    lazy = "".join(f"\n  {i}. {author}\n     at {HERE}:{line}" for i in (2, 3, 4))
+    lazy = "".join(f"\n  {i}. {author}\n     at {SHOWN}:{line}" for i in (2, 3, 4))
     assert str(info.value) == (
-        f"4 queries ran, at most 2 expected:\n  1. {select}\n     at {HERE}:{loaded}{lazy}\n"
+        f"4 queries ran, at most 2 expected:\n  1. {select}\n     at {SHOWN}:{loaded}{lazy}\n"
         "Among them:\n"
         "- 3 queries (a foreign key or one-to-one loaded for each instance: Book.author) for "
-        f"3 instances at {HERE}:{line}, loaded at {HERE}:{loaded} by "
+        f"3 instances at {SHOWN}:{line}, loaded at {SHOWN}:{loaded} by "
         "Book.objects.order_by('id'). Join them into the query that loads the instances: "
         "add .select_related('author').\n"
         "  Fix: Book.objects.order_by('id').select_related('author')" + lazy

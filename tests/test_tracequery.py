@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
+from decimal import Decimal
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
 
-from demo_app.models import Tag
+from demo_app.models import Author, Book, Publisher, Tag
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -93,7 +95,7 @@ def test_run_prints_rows_timings_and_the_plan():
     )
     assert re.search(
         # No convert time: no converter ran (none is needed for these columns on SQLite).
-        r"\n    #0 iterator, 2 rows: build \d+\.\d{3}, compile \d+\.\d{3}, execute \d+\.\d{3}, "
+        r"\n    #1 iterator, 2 rows: build \d+\.\d{3}, compile \d+\.\d{3}, execute \d+\.\d{3}, "
         r"fetch \d+\.\d{3}, hydrate \d+\.\d{3}\n    run in all: \d+\.\d{3}\n\n",
         output,
     )
@@ -104,6 +106,22 @@ def test_run_prints_rows_timings_and_the_plan():
         "\n"
         "Note: Read with iterator(): the first 100 rows at most.\n"
     )
+
+
+def test_run_numbers_statements_from_one_as_the_app_does():
+    author = Author.objects.create(name="Ann")
+    Book.objects.create(
+        title="One",
+        author=author,
+        publisher=Publisher.objects.create(name="House"),
+        price=Decimal("5"),
+        published=datetime.date(2020, 1, 1),
+    )
+    output = tracequery(
+        'Author.objects.prefetch_related("books")[:5]', "--app", "demo_app", "--run", "--no-color"
+    )
+    numbered = re.findall(r"\n    (#\d+ \w+), (\d+) rows?: ", output)
+    assert numbered == [("#1 iteration", "1"), ("#2 prefetch", "1")]
 
 
 def test_run_limits_rows(vendor, alias):

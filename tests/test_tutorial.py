@@ -229,7 +229,7 @@ def test_tracequery_run_prints_the_timings_line_the_text_describes(bookstore):  
     words = shlex.split(line)
     out = StringIO()
     call_command(*words[2:], "--app", "demo_app", "--no-color", stdout=out)
-    [described] = re.findall(r"`(#0 iteration, 10 rows: build \.\.\..*?)`", prose())
+    [described] = re.findall(r"`(#1 iteration, 10 rows: build \.\.\..*?)`", prose())
     if bookstore.vendor != "sqlite":
         # Their drivers return Decimal and date themselves: no converters ran.
         assert "On PostgreSQL and MySQL there is no `convert`" in TEXT

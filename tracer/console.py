@@ -18,7 +18,6 @@ building model instances come after; the tracer's pages show them.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from typing import Any
 
@@ -76,7 +75,7 @@ def call_site(statement: Statement) -> str:
     frame = stacks.location(statement.stack if operation is None else operation.stack)
     if frame is None:
         return "(library code)"
-    return f"{_path(frame.filename)}:{frame.lineno}"
+    return f"{stacks.short_path(frame.filename)}:{frame.lineno}"
 
 
 def stages_text(stages: dict[str, dict[str, Any] | None]) -> str:
@@ -150,14 +149,6 @@ def _ms(ns: int | None) -> str:
 
 def _ms_text(ms: float | None) -> str:
     return "? ms" if ms is None else f"{ms:.3f} ms"
-
-
-def _path(filename: str) -> str:
-    try:
-        relative = os.path.relpath(filename)
-    except ValueError:  # another drive (Windows)
-        return filename
-    return filename if relative.startswith(os.pardir) else relative
 
 
 class ConsoleHandler(logging.StreamHandler):

@@ -622,6 +622,43 @@ def _read_value(watch: recorder.Watch, node: recorder.Node, frame: Any) -> None:
         _mark(watch, selected, node.paths)
 
 
+def shown(trace: Trace, instance: Any, names: tuple[str, ...]) -> None:
+    """The tracer showed the user the related objects at ``names`` on ``instance``
+    (``("book", "author")``: ``instance.book.author``), read from the instance's
+    cache: count it as a read of those relations, as if user code had read them.
+    The playground's table does this; reads by the tracer's own code through the
+    descriptors are otherwise not counted (they are not the user's)."""
+    watch = trace._watch
+    if watch is None or watch.closed or not watch.unread:
+        return
+    if watch.pending:
+        recorder.index_pending(watch)
+    index = watch.index
+    target = instance
+    for name in names:
+        node = index.get(id(target))
+        if node is not None:
+            paths = node.children.get(name)
+            selected = node.watched.operation.selected
+            if paths is not None and selected and selected.get(paths[0]) is False:
+                _mark(watch, selected, paths)
+        cache = target._state.__dict__.get("fields_cache")
+        target = cache.get(name) if cache else None
+        if target is None:
+            return
+        node = index.get(id(target))
+        if node is None:
+            continue
+        # As _read_value: an object a watched prefetch (or another join) loaded.
+        operation = node.watched.operation
+        if node.paths is None:
+            if node.watched.prefetch and operation.used is False:
+                operation.used = True
+                watch.unread -= 1
+        elif operation.selected and operation.selected.get(node.paths[0]) is False:
+            _mark(watch, operation.selected, node.paths)
+
+
 def _mark(watch: recorder.Watch, selected: dict[str, bool | None], paths: tuple[str, ...]) -> None:
     """A path was read, and so were the paths above it."""
     for path in paths:

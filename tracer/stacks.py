@@ -155,6 +155,14 @@ def location(stack: Stack | None) -> Frame | None:
     return _frame(stack[0], stack[1]) if stack else None
 
 
+def short_path(path: str) -> str:
+    """``path`` as people read it: relative to the current directory (the project)
+    when it is under it, else as it is. Also for ``"file:line"``. The recorded data
+    and the export keep the whole path; this is for what is shown."""
+    base = os.getcwd() + os.sep
+    return path[len(base) :] if path.startswith(base) else path
+
+
 def _frame(code: CodeType, lasti: int) -> Frame:
     # The file name is part of the key: equal code objects can come from two files.
     return _resolved(code, lasti, code.co_filename)

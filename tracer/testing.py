@@ -20,6 +20,7 @@ from contextlib import AbstractContextManager, contextmanager
 from tracer.analysis.groups import duplicates, location_of
 from tracer.analysis.nplusone import NPlusOne, n_plus_ones
 from tracer.recorder import capture
+from tracer.stacks import short_path
 from tracer.trace import Trace
 
 __all__ = [
@@ -52,7 +53,7 @@ def describe(trace: Trace, indexes: list[int] | None = None) -> str:
         sql = statement.sql if isinstance(statement.sql, str) else repr(statement.sql)
         if len(sql) > 300:
             sql = sql[:297] + "..."
-        lines.append(f"  {index + 1}. {sql}\n     at {location_of(statement)}")
+        lines.append(f"  {index + 1}. {sql}\n     at {short_path(location_of(statement))}")
     return "\n".join(lines)
 
 

@@ -23,6 +23,10 @@ pytestmark = pytest.mark.django_db(databases="__all__")
 HERE = __file__
 
 
+#: This file as people read it: relative to the project (the current directory).
+SHOWN = "tests/analysis/test_nplusone.py"
+
+
 def lineno() -> int:
     return sys._getframe(1).f_lineno
 
@@ -89,7 +93,7 @@ def test_foreign_key_in_a_loop(shelf):
     assert found.duration_ns == sum(op.duration_ns for op in trace.operations[1:])
     assert found.explanation == (
         "5 queries (a foreign key or one-to-one loaded for each instance: Book.author) "
-        f"for 5 instances at {at(line)}, loaded at {at(loaded)} by {code}. Join them "
+        f"for 5 instances at {SHOWN}:{line}, loaded at {SHOWN}:{loaded} by {code}. Join them "
         "into the query that loads the instances: add .select_related('author')."
     )
 

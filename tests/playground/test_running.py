@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.db import connections
 
 import tracer
-from demo_app.models import Author, Book, Publisher, Tag
+from demo_app.models import Author, Book, Publisher, Review, Tag
 from tests.playground.test_unfold import EXAMPLE
 from tracer.playground import running
 from tracer.playground.running import run
@@ -194,6 +194,38 @@ def test_prefetching_shows_each_statement(alias):
         ("prefetch", 3),
     ]
     assert result.rows == [[result.rows[0][0], "Ann"], [result.rows[1][0], "Bob"]]
+
+
+@pytest.mark.parametrize(
+    "expression",
+    [
+        'Book.objects.select_related("author", "publisher")[:5]',
+        'Book.objects.select_related("author").get(title="One")',
+        'Book.objects.select_related("author").first()',
+        'Book.objects.select_related("author").in_bulk()',
+        'Review.objects.select_related("book__author")[:5]',
+        'Book.objects.prefetch_related("author")[:5]',
+    ],
+)
+def test_related_objects_the_table_shows_are_read(alias, expression):
+    one, *_ = bookstore(alias)
+    Review.objects.using(alias).create(book=one, rating=5, text="Good")
+
+    result = run(expression, alias, app="demo_app")
+
+    assert any("." in column for column in result.columns)
+    assert result.trace["findings"]["unused_eager"] == []
+
+
+def test_a_prefetch_the_table_does_not_show_is_unused(alias):
+    bookstore(alias)
+    result = run('Author.objects.prefetch_related("books")[:5]', alias, app="demo_app")
+    [finding] = result.trace["findings"]["unused_eager"]
+    assert (finding["kind"], finding["lookup"], finding["rows"]) == (
+        "prefetch_related",
+        "books",
+        3,
+    )
 
 
 def test_locking_reads_run_inside_the_transaction(alias):

@@ -364,6 +364,16 @@ def test_run_on_each_engine(client, alias, vendor):
     assert '<ul class="tracer-plan"><li class="tracer-plan-node' in fragment
 
 
+def test_a_run_select_related_is_not_reported_unused(client):
+    bookstore()
+    fragment = run(client, EXAMPLE)
+    # The table shows the authors it joined: they were read.
+    assert '<th scope="col">author.name</th>' in fragment
+    [trace] = [trace for trace in get_store().traces() if trace.label == f"playground: {EXAMPLE}"]
+    page = client.get(f"/__tracer__/trace/{trace.id}/").content.decode()
+    assert "tracer-finding-unused" not in page
+
+
 def test_run_without_javascript_returns_the_page(client):
     bookstore()
 

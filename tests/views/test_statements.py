@@ -31,6 +31,8 @@ pytestmark = pytest.mark.django_db(databases="__all__")
 HOSTILE = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
 HERE = Path(__file__)
+#: This file as the pages show it: relative to the project (the current directory).
+SHOWN = "tests/views/test_statements.py"
 
 
 @pytest.fixture(autouse=True)
@@ -148,12 +150,12 @@ def test_lineage_with_source_lines_and_the_trigger(client):
     filtered = line_of("marker: lineage-filter")
     source = "books = Book.objects.filter(price__lt=10)  # marker: lineage-filter"
     assert (
-        f'<span class="tracer-path">{HERE}:{filtered}</span> in <code>cheap_books</code>'
+        f'<span class="tracer-path">{SHOWN}:{filtered}</span> in <code>cheap_books</code>'
         f"<br><code>{escape(source)}</code>"
     ) in queryset
     triggered = line_of("marker: lineage-trigger")
     assert "<dt>Triggered by</dt><dd><strong>iteration</strong></dd>" in queryset
-    assert f'<dt>At</dt><dd><span class="tracer-path">{HERE}:{triggered}</span>' in queryset
+    assert f'<dt>At</dt><dd><span class="tracer-path">{SHOWN}:{triggered}</span>' in queryset
 
 
 def test_query_internals(client):
@@ -462,8 +464,8 @@ def test_findings_that_mention_the_statement(client):
     shop()
 
     def loop() -> None:
-        for book in Book.objects.order_by("id"):
-            book.author.name  # noqa: B018
+        for book in Book.objects.order_by("id"):  # marker: n1-loaded
+            book.author.name  # noqa: B018  marker: n1-each
 
     trace = recorded(loop)
 
@@ -473,6 +475,10 @@ def test_findings_that_mention_the_statement(client):
     assert "<strong>N+1: Book.author</strong>: 3 queries for 3 instances" in html
     assert (
         "Fix: <code>" + escape("Book.objects.order_by('id').select_related('author')") + "</code>"
+    ) in html
+    loaded, each = line_of("marker: n1-loaded"), line_of("marker: n1-each")
+    assert (
+        f"3 queries for 3 instances, loaded at {SHOWN}:{loaded}; each load at {SHOWN}:{each}."
     ) in html
     others = re.findall(r'<a href="([^"]+)">#(\d)</a>', html.split("tracer-finding-n_plus_one")[1])
     assert others[:2] == [(url(trace, 2), "3"), (url(trace, 3), "4")]
@@ -534,7 +540,7 @@ def test_a_lazy_load_in_a_template_says_the_template_line_that_loaded_its_instan
         f"A lazy load for the instance with pk <code>{pk}</code>, loaded by "
         "<strong>iteration</strong> of <code>Book.objects.order_by(&#x27;id&#x27;)[:2]</code> "
         "in template <code>&lt;unknown source&gt;</code> line 2, at "
-        f'<span class="tracer-path">{HERE}:{line_of("# render-marker")}</span>.'
+        f'<span class="tracer-path">{SHOWN}:{line_of("# render-marker")}</span>.'
     ) in html
 
 
@@ -576,6 +582,24 @@ def test_the_drawer_is_a_fragment_and_the_page_a_page(client):
     assert f'<a href="{reverse("tracer:trace", args=[trace.id])}">' in full
     assert "Open as a page" not in full
     assert 'Statement #2 <span class="tracer-muted">of 3</span>' in full
+
+
+def test_the_drawer_and_the_page_show_paths_relative_to_the_project(client):
+    shop()
+
+    def loop() -> None:
+        for book in Book.objects.order_by("id")[:2]:  # marker: drawer-loaded
+            book.author.name  # noqa: B018  marker: drawer-each
+
+    trace = recorded(loop)
+
+    for html in (page(client, trace, 1, htmx=True), page(client, trace, 1)):
+        assert str(HERE) not in html
+        paths = re.findall(r'<span class="tracer-path">([^<]*)</span>', html)
+        each, loaded = line_of("marker: drawer-each"), line_of("marker: drawer-loaded")
+        # The statement's place, the evaluation that loaded its instance, and (in the
+        # QuerySet stage) where the lazy load was triggered.
+        assert paths == [f"{SHOWN}:{each}", f"{SHOWN}:{loaded}", f"{SHOWN}:{each}"]
 
 
 def test_htmx_history_restore_gets_the_page_and_responses_vary_on_htmx(client):

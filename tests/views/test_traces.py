@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -71,6 +72,14 @@ def test_n_plus_one_first_with_its_fix(client: Client):
         ".select_related(&#x27;author&#x27;)[:3]</code></p>"
     ) in findings
     assert "loads at <code>tests/views/conftest.py:" in findings
+    # The explanation names places as the rest of the page does.
+    assert re.search(
+        r"<p>3 queries \(a foreign key or one-to-one loaded for each instance: Book\.author\) "
+        r"for 3 instances at tests/views/conftest\.py:\d+, loaded at tests/views/conftest\.py:"
+        r"\d+ by ",
+        findings,
+    )
+    assert os.getcwd() not in findings
     assert f'href="/__tracer__/trace/{trace.id}/statement/1/"' in findings
 
 

@@ -13,8 +13,9 @@ What the trace can tell:
   against the evaluations it watches (see ``tracer.recorder.watch``): reading
   ``review.book`` marks the path ``book`` of the evaluation that loaded the review,
   reading ``review.book.author`` marks ``book__author`` (and ``book``). Reads by your
-  code and by templates count; reads by the ORM itself (a prefetch walking the
-  objects) don't.
+  code and by templates count, and so do the related objects the playground's
+  result table shows (``tracer.pipeline.shown``); reads by the ORM itself (a
+  prefetch walking the objects) and by the tracer's own code don't.
 
 What it cannot tell, and never reports:
 

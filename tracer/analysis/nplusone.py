@@ -240,10 +240,16 @@ def _report(group: _Group, statements: list[Statement]) -> NPlusOne:
     where = _where(first)
     loaded_at = _where(outer) if outer is not None else None
     count = len(group.statements)
+    # The sentence is read by people: places as the UI shows them (the fields keep
+    # the whole paths).
     explanation = (
         f"{count} queries ({KINDS[load.kind]}: {load.relation}) for "
-        f"{len(group.instances)} instances at {where}"
-        + (f", loaded at {loaded_at} by {loaded_code}" if loaded_code else "")
+        f"{len(group.instances)} instances at {stacks.short_path(where)}"
+        + (
+            f", loaded at {stacks.short_path(loaded_at or '?')} by {loaded_code}"
+            if loaded_code
+            else ""
+        )
         + f". {note}"
     )
     return NPlusOne(

@@ -23,10 +23,11 @@ import tracer
 from tracer import trace as records
 from tracer.analysis.explain import ExplainError, explain_statement, select_problem
 from tracer.guard import no_queries
-from tracer.pipeline import LINEAGE
+from tracer.pipeline import LINEAGE, shown
 from tracer.playground.parser import Expression
 from tracer.playground.timeouts import VENDORS, is_timeout, statement_timeout
 from tracer.playground.unfold import Pipeline, unfold
+from tracer.recorder import active_trace
 from tracer.sqldisplay import MASK, is_secret
 
 __all__ = ["ROW_LIMIT", "TIMEOUT_MS", "RunResult", "run"]
@@ -197,6 +198,7 @@ def _table(result: RunResult, items: list[Any], queryset: Any, row_limit: int) -
         result.rows = [
             [_cell(_read(item, path), name) for name, path in columns] for item in items
         ]
+        _shown(items, columns)
     elif isinstance(first, dict):
         result.columns = [str(key) for key in first]
         result.rows = [[_cell(item.get(key), str(key)) for key in first] for item in items]
@@ -262,6 +264,19 @@ def _read(instance: Model, path: tuple[str, ...]) -> Any:
         if target is None:
             return None
     return target.__dict__.get(path[-1])
+
+
+def _shown(items: list[Model], columns: list[tuple[str, tuple[str, ...]]]) -> None:
+    """The related objects the table shows were read, as code showing them would read
+    them: their select_related paths (and single-valued prefetches) are not unused.
+    The table reads them from the instances' caches, which the trace does not see."""
+    trace = active_trace()
+    if trace is None:
+        return
+    relations = {path[:-1] for _, path in columns if len(path) > 1}
+    for item in items:
+        for names in relations:
+            shown(trace, item, names)
 
 
 def _cell(cell: Any, column: str = "") -> Any:

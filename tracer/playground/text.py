@@ -151,7 +151,7 @@ def result_lines(result: RunResult, *, heading: Style = _plain) -> list[str]:
         ]
         trigger = timing["trigger"] or "sql"
         lines.append(
-            f"{INDENT}#{timing['index']} {trigger}, {timing['rows']} rows: " + ", ".join(parts)
+            f"{INDENT}#{timing['index'] + 1} {trigger}, {timing['rows']} rows: " + ", ".join(parts)
         )
     if result.run_ms is not None:
         lines.append(f"{INDENT}run in all: {result.run_ms:.3f}")

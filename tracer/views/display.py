@@ -9,7 +9,6 @@ from a file may lack keys or hold odd values that ``Trace.from_dict`` does not c
 from __future__ import annotations
 
 import math
-import os
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from tracer.analysis.fingerprint import fingerprint, normalize
 from tracer.findings import KINDS
 from tracer.sqldisplay import collapse
+from tracer.stacks import short_path
 
 #: Characters of SQL shown in a list row (the statement's own view shows all of it).
 ROW_SQL_CHARS = 600
@@ -59,12 +59,6 @@ def text(value: Any) -> str:
 
 
 # Places ---------------------------------------------------------------------------------
-
-
-def short_path(path: str) -> str:
-    """``path`` relative to the current directory when it is under it."""
-    base = os.getcwd() + os.sep
-    return path[len(base) :] if path.startswith(base) else path
 
 
 def place(location: Any, template: Any = None) -> str:

@@ -22,6 +22,7 @@ from tracer import djangosource, sqldisplay, values
 from tracer.access import tracer_view
 from tracer.analysis.explain import VENDORS, ExplainError, Plan, PlanNode, select_problem
 from tracer.analysis.explain import explain as run_explain
+from tracer.stacks import short_path
 from tracer.store import IMPORTED, ParamsUnavailable, get_store
 from tracer.views.htmx import is_htmx, vary_on_htmx
 
@@ -206,7 +207,7 @@ def statement_context(trace_id: str, index: int) -> dict[str, Any]:
         "next": index + 1 if index + 1 < len(statements) else None,
         "statement": item,
         "vendor": vendor,
-        "location": _dict(item.get("location")) or None,
+        "location": _place(item.get("location")),
         "template": _dict(item.get("template")) or None,
         "error": _dict(_dict(stages["backend"]).get("error")) or None,
         "stages": _stages(item, stages, timeline, total),
@@ -224,6 +225,17 @@ def statement_context(trace_id: str, index: int) -> dict[str, Any]:
         "explain": None,
         "drawer": False,
     }
+
+
+def _place(frame: Any) -> dict[str, Any] | None:
+    """An exported frame (``{"file", "line", "function", "source"}``) with its file
+    as people read it (stacks.short_path), or None."""
+    frame = _dict(frame)
+    if not frame:
+        return None
+    if isinstance(frame.get("file"), str):
+        return {**frame, "file": short_path(frame["file"])}
+    return frame
 
 
 def _dict(value: Any) -> dict[str, Any]:
@@ -308,7 +320,11 @@ def _stages(
             elif name == "compiler":
                 stage.data = {**data, "shown": _compiled(data, item)}
             elif name == "queryset":
-                stage.data = {**data, "shown_calls": _calls(data)}
+                stage.data = {
+                    **data,
+                    "shown_calls": _calls(data),
+                    "trigger_location": _place(data.get("trigger_location")),
+                }
             elif name == "manager":
                 related = _dict(data.get("related"))
                 pk = values.text(related.get("pk")) if related else None
@@ -400,7 +416,7 @@ def _calls(data: dict[str, Any]) -> list[dict[str, Any]]:
         {
             **call,
             "link": djangosource.call_link(path, str(call.get("code", ""))),
-            "location": _dict(call.get("location")) or None,
+            "location": _place(call.get("location")),
         }
         for call in _list(data.get("calls"))
         if isinstance(call, dict)
@@ -536,14 +552,19 @@ def _operations(data: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
         chain.append(parent)
         parent = get(parent.get("parent"))
     chain.reverse()
+    loader = get(own.get("loaded_by")) if own else None
     return {
         "own": own,
-        "parents": chain,
-        "loaded_by": get(own.get("loaded_by")) if own else None,
+        "parents": [_placed(parent) for parent in chain],
+        "loaded_by": _placed(loader) if loader is not None else None,
         "instance_pk": values.text(own.get("instance_pk"))
         if own and own.get("instance_pk") is not None
         else None,
     }
+
+
+def _placed(operation: dict[str, Any]) -> dict[str, Any]:
+    return {**operation, "location": _place(operation.get("location"))}
 
 
 def _siblings(statements: list[Any], item: dict[str, Any]) -> list[int]:
@@ -586,7 +607,8 @@ def _findings(data: dict[str, Any], index: int, item: dict[str, Any]) -> list[di
                 "n_plus_one",
                 f"N+1: {n1.get('relation')}",
                 f"{n1.get('queries')} queries for {n1.get('instances')} instances, loaded "
-                f"at {n1.get('loaded_at')}; each load at {n1.get('location')}.",
+                f"at {short_path(str(n1.get('loaded_at')))}; "
+                f"each load at {short_path(str(n1.get('location')))}.",
                 n1.get("statements"),
                 str(n1.get("fixed_code") or n1.get("fix") or ""),
             )
