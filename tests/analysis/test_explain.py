@@ -500,6 +500,9 @@ def test_transaction_statements_are_refused_outside_any_transaction(alias, conne
             with transaction.atomic(using=alias):
                 list(Author.objects.using(alias).all())
 
+    # Opened before recording: a connection opened inside would add its set-up
+    # statements (MySQL's SETs) when this test runs first.
+    connection.ensure_connection()
     trace = recorded(run)
     messages = []
     for index, statement in enumerate(trace.statements):
