@@ -186,7 +186,7 @@ def _caller(depth: int) -> Any:
 def _chain(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if active_trace() is None:
+        if not recorder.tracing or active_trace() is None:
             return original(self, *args, **kwargs)
         try:
             frame = _caller(1)
@@ -254,7 +254,7 @@ def flat(kwargs: dict[str, Any]) -> tuple[Any, ...]:
 def _getitem(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def __getitem__(self: Any, k: Any) -> Any:
-        trace = active_trace()
+        trace = active_trace() if recorder.tracing else None
         if trace is None:
             return original(self, k)
         if isinstance(k, slice):
@@ -278,7 +278,7 @@ def _get_queryset(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def get_queryset(self: Any) -> Any:
         queryset = original(self)
-        trace = active_trace()
+        trace = active_trace() if recorder.tracing else None
         if trace is not None:
             try:
                 if queryset._tracer_lineage is None:
@@ -334,7 +334,7 @@ def _trigger(trigger: str, method: str, original: Callable[..., Any]) -> Callabl
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        trace = active_trace()
+        trace = active_trace() if recorder.tracing else None
         if trace is None:
             return original(self, *args, **kwargs)
         if self._result_cache is not None:
@@ -352,7 +352,7 @@ def _trigger(trigger: str, method: str, original: Callable[..., Any]) -> Callabl
 def _model_trigger(trigger: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        trace = active_trace()
+        trace = active_trace() if recorder.tracing else None
         if trace is None:
             return original(self, *args, **kwargs)
         if trigger == "refresh_from_db" and _getframe(1).f_code is _DEFERRED_GET:
@@ -518,7 +518,7 @@ def _describe_queryset(operation: Operation, queryset: Any) -> None:
 def _related_get_object(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def get_object(self: Any, instance: Any) -> Any:
-        trace = active_trace()
+        trace = active_trace() if recorder.tracing else None
         if trace is None:
             return original(self, instance)
         parent = recorder._operation.get()
@@ -538,7 +538,7 @@ def _reverse_one_to_one_get(original: Callable[..., Any]) -> Callable[..., Any]:
     def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
         if instance is None:
             return original(self, instance, cls)
-        trace = active_trace()
+        trace = active_trace() if recorder.tracing else None
         if trace is None:
             return original(self, instance, cls)
         if self.related.is_cached(instance):
@@ -561,7 +561,7 @@ def _forward_get(original: Callable[..., Any]) -> Callable[..., Any]:
     def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
         trace = _current_trace()
         if trace is None:
-            trace = active_trace()
+            trace = active_trace() if recorder.tracing else None
             if trace is None:
                 return original(self, instance, cls)
         watch = trace._watch
@@ -645,7 +645,7 @@ def _getstate(original: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def __getstate__(self: Any) -> Any:
-        trace = active_trace()
+        trace = active_trace() if recorder.tracing else None
         if trace is not None and trace._watch is not None:
             try:
                 watch = trace._watch
@@ -694,7 +694,7 @@ def _related(
 def _prefetch_one_level(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def prefetch_one_level(instances: Any, prefetcher: Any, lookup: Any, level: int) -> Any:
-        trace = active_trace()
+        trace = active_trace() if recorder.tracing else None
         # Without get_prefetch_querysets() Django warns about its caller's line.
         if trace is None or not hasattr(prefetcher, "get_prefetch_querysets"):
             return original(instances, prefetcher, lookup, level)
@@ -837,7 +837,7 @@ def _async(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     # calling (and, as a rule, awaiting) it.
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        trace = active_trace()
+        trace = active_trace() if recorder.tracing else None
         if trace is None or recorder._origin.get() is not None:
             return original(self, *args, **kwargs)
         try:
@@ -888,7 +888,7 @@ def _async_operation(trace: Trace, trigger: str, queryset: Any, frame: Any) -> O
 def _aiter(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def __aiter__(self: Any) -> Any:
-        trace = active_trace()
+        trace = active_trace() if recorder.tracing else None
         if trace is None or self._result_cache is not None:
             return original(self)
         try:
@@ -904,7 +904,7 @@ def _aiter(original: Callable[..., Any]) -> Callable[..., Any]:
 def _aiterator(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def aiterator(self: Any, *args: Any, **kwargs: Any) -> Any:
-        trace = active_trace()
+        trace = active_trace() if recorder.tracing else None
         if trace is None:
             return original(self, *args, **kwargs)
         try:
@@ -929,7 +929,7 @@ def _aiterator(original: Callable[..., Any]) -> Callable[..., Any]:
 def _iterable_iter(original: Callable[..., Any], instances: bool = False) -> Callable[..., Any]:
     @functools.wraps(original)
     def __iter__(self: Any) -> Any:
-        trace = active_trace()
+        trace = active_trace() if recorder.tracing else None
         if trace is None:
             return original(self)
         first = len(trace.statements)

@@ -1,8 +1,9 @@
 """Where recorded statements go: the active trace of the current context, and the
 ORM operation and compiler call they run under.
 
-This module is on the hot path of every query. When nothing records, the cost of a
-query is one context-variable read and one global read.
+This module is on the hot path of every query. When nothing records anywhere in the
+process, the cost of a query is one global read (``tracing``); when some other thread
+or task records, one context-variable read more.
 """
 
 from __future__ import annotations
@@ -51,6 +52,22 @@ _always_traces: deque[Trace] = deque(maxlen=20)
 _failures = 0
 _failures_lock = threading.Lock()
 
+#: Nonzero while anything in the process may record: the open ``capture()`` and
+#: ``suspended()`` blocks (requests' traces are captures), plus 1 while CAPTURE is
+#: "always" or the configuration is not read yet. Hot hooks read it before the
+#: context variables: ``active_trace() if recorder.tracing else None``. Never lower
+#: than the truth (a context holding a trace implies it is nonzero).
+tracing = 1
+_open = 0
+_tracing_lock = threading.Lock()
+
+
+def _update_tracing(opened: int = 0) -> None:
+    global tracing, _open
+    with _tracing_lock:
+        _open += opened
+        tracing = _open + (_always is not False)
+
 
 def active_trace() -> Trace | None:
     """The trace a statement run now belongs to, or None if nothing records."""
@@ -85,11 +102,13 @@ def capture(label: str = "") -> Iterator[Trace]:
     """
     parent = _current.get()
     trace = Trace(label)
+    _update_tracing(1)
     token = _current.set(trace)
     try:
         yield trace
     finally:
         _current.reset(token)
+        _update_tracing(-1)
         try:
             _end(trace, parent)
         except Exception:  # never in the way of the block's own outcome
@@ -123,6 +142,7 @@ def suspended() -> Iterator[None]:
     is never stored nor merged into an outer one; so the hot path needs no extra check.
     """
     throwaway = Trace("suspended")
+    _update_tracing(1)
     current = _current.set(throwaway)
     operation = _operation.set(None)
     compiling = _compiling.set(None)
@@ -134,6 +154,7 @@ def suspended() -> Iterator[None]:
         _compiling.reset(compiling)
         _operation.reset(operation)
         _current.reset(current)
+        _update_tracing(-1)
         throwaway.finish()  # lets go of anything it held or watched
 
 
@@ -576,6 +597,7 @@ def _load_config() -> bool:
         # An invalid TRACER setting is reported by the system checks; queries go on.
         note_failure()
         _always = False
+        _update_tracing()
         return False
     _always_limit = config.always_trace_statements
     _soft_cap = config.soft_cap
@@ -583,6 +605,7 @@ def _load_config() -> bool:
     if _always_traces.maxlen != config.always_traces_kept:
         _always_traces = deque(_always_traces, maxlen=config.always_traces_kept)
     _always = config.capture == "always"
+    _update_tracing()
     return _always
 
 
@@ -606,6 +629,7 @@ def _reset_config(*, setting: str, **kwargs: Any) -> None:
     global _always
     if setting == "TRACER":
         _always = None
+        _update_tracing()
 
 
 setting_changed.connect(_reset_config)

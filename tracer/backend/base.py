@@ -74,7 +74,7 @@ class DatabaseWrapper:
         return self._tracer_transaction("BEGIN", call, autocommit)
 
     def _tracer_transaction(self, word: str, call: Any, *args: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = recorder.active_trace() if recorder.tracing else None
         if trace is None or self.connection is None:
             return call(*args)
         return trace_call(trace, self, word, call, args)
@@ -90,7 +90,7 @@ class DatabaseWrapper:
         return self._tracer_event("close", super()._close)  # type: ignore[misc]
 
     def _tracer_event(self, kind: str, call: Any, *args: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = recorder.active_trace() if recorder.tracing else None
         if trace is None:
             return call(*args)
         try:

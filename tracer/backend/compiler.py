@@ -42,7 +42,7 @@ class TracedCompilerMixin:
     _tracer_apply_converters: Callable[..., Any]
 
     def execute_sql(self, *args: Any, **kwargs: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = recorder.active_trace() if recorder.tracing else None
         if trace is None:
             return self._tracer_execute_sql(*args, **kwargs)
         # The shape is set by as_sql(), which every statement run here follows.

@@ -39,7 +39,7 @@ class TracedCursorMixin:
     _tracer_executemany: Callable[..., Any]
 
     def _execute(self, sql: Any, params: Any, *wrapper_args: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = recorder.active_trace() if recorder.tracing else None
         if trace is None:
             self._tracer_statement = None
             return self._tracer_execute(sql, params, *wrapper_args)
@@ -48,7 +48,7 @@ class TracedCursorMixin:
         )
 
     def _executemany(self, sql: Any, param_list: Any, *wrapper_args: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = recorder.active_trace() if recorder.tracing else None
         if trace is None:
             self._tracer_statement = None
             return self._tracer_executemany(sql, param_list, *wrapper_args)
@@ -59,7 +59,7 @@ class TracedCursorMixin:
         )
 
     def callproc(self, procname: Any, params: Any = None, kparams: Any = None) -> Any:
-        trace = recorder.active_trace()
+        trace = recorder.active_trace() if recorder.tracing else None
         if trace is None:
             self._tracer_statement = None
             return super().callproc(procname, params, kparams)  # type: ignore[misc]
