@@ -501,10 +501,10 @@ def _start(trace: Trace, trigger: str, parent: Operation | None, frame: Any) -> 
         operation.trigger = origin[0]
         operation.stack, operation.template = origin[1], origin[2]
     elif allowed:
-        stack, operation.template = stacks.capture(frame)
+        stack, operation.template = stacks.capture_shared(frame, trace._stacks)
         if stack is None and parent is not None:
             stack, operation.template = parent.stack, parent.template
-        operation.stack = recorder.intern_stack(trace, stack)
+        operation.stack = stack
     return operation
 
 
@@ -875,8 +875,8 @@ async def _awaiting(awaitable: Any, origin: tuple[str, Any, Any]) -> Any:
 def _origin(trace: Trace, name: str, frame: Any) -> tuple[str, Any, Any]:
     stack, template = (None, None)
     if recorder.capture_allowed(trace):
-        stack, template = stacks.capture(frame)
-    return name, recorder.intern_stack(trace, stack), template
+        stack, template = stacks.capture_shared(frame, trace._stacks)
+    return name, stack, template
 
 
 def _async_operation(trace: Trace, trigger: str, queryset: Any, frame: Any) -> Operation:

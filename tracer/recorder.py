@@ -16,7 +16,6 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from operator import is_
 from typing import Any
 
 from django.core.signals import setting_changed
@@ -197,8 +196,9 @@ def begin_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> 
             statement.stack, statement.template = origin[1], origin[2]
         else:
             try:
-                stack, statement.template = stacks.capture(sys._getframe(1))
-                statement.stack = intern_stack(trace, stack)
+                statement.stack, statement.template = stacks.capture_shared(
+                    sys._getframe(1), trace._stacks
+                )
             except Exception:  # keep the statement, without its location
                 note_failure()
     statements.append(statement)
@@ -213,30 +213,6 @@ def register(trace: Trace, operation: Operation) -> None:
         register(trace, parent)
     operation.index = len(trace.operations)
     trace.operations.append(operation)
-
-
-def intern_stack(trace: Trace, stack: Any) -> Any:
-    """One tuple per distinct stack in a trace (a loop's lookups share one).
-
-    Keyed by the innermost frame's code identity and offset, not by the tuple:
-    hashing a tuple hashes its code objects, which costs more than capturing it.
-    Stacks are the same when they hold the same code objects (identity: code
-    objects that differ only in their file name compare equal).
-    """
-    if stack is None:
-        return None
-    key = (id(stack[0]), stack[1])
-    known = trace._stacks.get(key)
-    if known is None:
-        trace._stacks[key] = [stack]
-        return stack
-    for candidate in known:
-        # Offsets are ints (equal, not identical, past 256); code objects must be
-        # identical.
-        if candidate == stack and all(map(is_, candidate[::2], stack[::2])):
-            return candidate
-    known.append(stack)
-    return stack
 
 
 #: Model instances a trace holds at most for N+1 detection (see ``hold``).
