@@ -149,17 +149,18 @@ def capture_shared(
     if known is not None:
         most = 2 * depth
         for candidate in known:
-            size = len(candidate)
-            outer = frame.f_back
-            at = 2
-            while at < size and outer is not None:
-                if candidate[at] is not outer.f_code or candidate[at + 1] != outer.f_lasti:
-                    break
-                outer = outer.f_back
-                at += 2
-            else:
-                if at == size and (size == most or (outer is None and size < most)):
-                    return candidate, template
+            outer: Any = frame.f_back
+            try:
+                for outer_code, outer_lasti in zip(candidate[2::2], candidate[3::2], strict=True):
+                    if outer.f_code is not outer_code or outer.f_lasti != outer_lasti:
+                        break
+                    outer = outer.f_back
+                else:
+                    size = len(candidate)
+                    if size == most or (outer is None and size < most):
+                        return candidate, template
+            except AttributeError:  # outer is None: this stack is shorter
+                pass
     items: list[Any] = []
     while frame is not None and depth:
         items.append(frame.f_code)

@@ -19,6 +19,9 @@ from tracer.trace import UNRECORDED, Statement, describe_error
 
 _FETCHES = ("fetchone", "fetchmany", "fetchall")
 
+# The innermost explicit trace: read first, before active_trace() (a call).
+_current_trace = recorder._current.get
+
 
 class TracedCursorMixin:
     """Records execute, executemany, callproc, fetches and iteration.
@@ -39,7 +42,7 @@ class TracedCursorMixin:
     _tracer_executemany: Callable[..., Any]
 
     def _execute(self, sql: Any, params: Any, *wrapper_args: Any) -> Any:
-        trace = recorder.active_trace() if recorder.tracing else None
+        trace = (_current_trace() or recorder.active_trace()) if recorder.tracing else None
         if trace is None:
             self._tracer_statement = None
             return self._tracer_execute(sql, params, *wrapper_args)
@@ -48,7 +51,7 @@ class TracedCursorMixin:
         )
 
     def _executemany(self, sql: Any, param_list: Any, *wrapper_args: Any) -> Any:
-        trace = recorder.active_trace() if recorder.tracing else None
+        trace = (_current_trace() or recorder.active_trace()) if recorder.tracing else None
         if trace is None:
             self._tracer_statement = None
             return self._tracer_executemany(sql, param_list, *wrapper_args)
@@ -59,7 +62,7 @@ class TracedCursorMixin:
         )
 
     def callproc(self, procname: Any, params: Any = None, kparams: Any = None) -> Any:
-        trace = recorder.active_trace() if recorder.tracing else None
+        trace = (_current_trace() or recorder.active_trace()) if recorder.tracing else None
         if trace is None:
             self._tracer_statement = None
             return super().callproc(procname, params, kparams)  # type: ignore[misc]
