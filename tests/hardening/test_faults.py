@@ -539,6 +539,7 @@ def workload(alias: str, seen: list[Any]) -> Any:
 INTERNALS = [
     ("tracer.recorder", "begin_statement"),
     ("tracer.stacks", "capture_shared"),
+    ("tracer.pipeline", "flat"),
     ("tracer.querystate", "describe"),
     ("tracer.pipeline", "describe_error"),
     ("tracer.backend.cursor", "describe_error"),
