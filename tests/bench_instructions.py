@@ -11,6 +11,10 @@ start-up and end. Each child works on its own copy of the prepared database (chi
 sharing one file lock each other out on updates), with a fixed hash seed (random
 seeds alone move figures by several percent) and the collector off.
 
+Counts are exact for one process layout, but the layout itself (the size of the
+environment, paths) moves them by up to 1%: each figure is the median over --layouts
+runs whose environment differs in size only.
+
     python tests/bench_instructions.py [--workloads lookup,update] [--modes plain,idle]
 
 Needs valgrind (apt-get install valgrind) and a Python whose binary or libpython keeps
@@ -23,6 +27,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -65,7 +70,7 @@ def child(mode: str, workload: str) -> None:
         bench.deep(DEPTH, lambda: operator.call(function, alias))
 
 
-def instructions(mode: str, workload: str, prepared: str) -> int:
+def instructions(mode: str, workload: str, prepared: str, layout: int) -> int:
     with tempfile.TemporaryDirectory(prefix="tracer-callgrind-") as directory:
         database = Path(directory) / "bench.sqlite3"
         shutil.copyfile(prepared, database)
@@ -85,7 +90,12 @@ def instructions(mode: str, workload: str, prepared: str) -> int:
             ],
             capture_output=True,
             text=True,
-            env={**os.environ, "PYTHONHASHSEED": "0", "TRACER_BENCH_DB": str(database)},
+            env={
+                **os.environ,
+                "PYTHONHASHSEED": "0",
+                "TRACER_BENCH_DB": str(database),
+                "TRACER_BENCH_LAYOUT": "x" * (layout * 72),
+            },
         )
         if done.returncode != 0:
             raise SystemExit(f"{workload} {mode} failed:\n{done.stderr[-3000:]}")
@@ -123,6 +133,7 @@ def main() -> None:
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--modes", default=",".join(MODES))
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--layouts", type=int, default=3)
     args = parser.parse_args()
     if args.child:
         child(*args.child)
@@ -132,12 +143,24 @@ def main() -> None:
     modes = args.modes.split(",")
     workloads = args.workloads.split(",")
     runs = [(workload, mode) for workload in workloads for mode in modes]
+    layouts = range(args.layouts)
     with ThreadPoolExecutor(args.jobs) as pool:
-        figures = pool.map(lambda run: instructions(run[1], run[0], prepared), runs)
-        counts = dict(zip(runs, figures, strict=True))
+        figures = list(
+            pool.map(
+                lambda run: instructions(run[1], run[0], prepared, run[2]),
+                [(*run, layout) for run in runs for layout in layouts],
+            )
+        )
+    counts = {
+        run: int(statistics.median(figures[i * len(layouts) : (i + 1) * len(layouts)]))
+        for i, run in enumerate(runs)
+    }
     shutil.rmtree(Path(prepared).parent, ignore_errors=True)
 
-    print(f"instructions of one workload run (callgrind, inside {TOGGLE}, {DEPTH} frames deep)")
+    print(
+        f"instructions of one workload run (callgrind, inside {TOGGLE}, {DEPTH} frames "
+        f"deep; median of {args.layouts} layouts)"
+    )
     print(f"{'workload':10} " + " ".join(f"{mode:>22}" for mode in modes))
     for workload in workloads:
         plain = counts.get((workload, "plain"))
