@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 FULL ?=
 VENDORS ?= sqlite postgresql mysql
 
-.PHONY: demo test install-dev django-suite bench clean tutorial-screenshots
+.PHONY: demo test install-dev django-suite bench bench-instructions clean tutorial-screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,11 @@ clean:
 ## bench: the tracer's cost next to plain and debug-toolbar (see tests/bench.py)
 bench: install-dev
 	$(PY) tests/bench.py
+
+## bench-instructions: instructions one run of each bench workload costs, plain, idle
+## and recording, counted by callgrind (needs valgrind; see tests/bench_instructions.py)
+bench-instructions: install-dev
+	$(PY) tests/bench_instructions.py
 
 ## tutorial-screenshots: docs/tutorial.md's screenshots and their figures, from a new
 ## demo database, in Debian's Chromium (see docs/tutorial_screenshots.py)

@@ -59,7 +59,7 @@ def passthrough_compile(self: Any, *args: Any, **kwargs: Any) -> Any:
 
 VARIANTS: dict[str, Callable[[], Any]] = {
     "all": lambda: reinstalled(),
-    "no stacks": lambda: swapped(stacks, "capture", lambda frame: (None, None)),
+    "no stacks": lambda: swapped(stacks, "capture_shared", lambda frame, interned: (None, None)),
     "no lineage": lambda: reinstalled(
         _chain=lambda name, original: original, _get_queryset=lambda original: original
     ),

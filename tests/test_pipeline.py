@@ -960,7 +960,7 @@ def test_stack_capture_failure_never_breaks_the_query(monkeypatch):
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("broken stacks")
 
-    monkeypatch.setattr(stacks, "capture", broken)
+    monkeypatch.setattr(stacks, "capture_shared", broken)
     before = recorder.failures()
     with tracer.capture() as trace:
         result = [b.title for b in Book.objects.filter(price__lt=10).order_by("title")]

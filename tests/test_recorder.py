@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from types import CodeType
 from typing import Any
 
 import pytest
@@ -157,25 +156,6 @@ def test_explicit_mode_records_nothing_outside_capture():
 def test_invalid_setting_never_breaks_queries(caplog):
     select("default", 1)  # runs; the system check reports the setting
     assert recorder.active_trace() is None
-
-
-def test_intern_stack_shares_equal_stacks_and_keeps_code_objects_apart():
-
-    def code(filename: str) -> CodeType:
-        return compile("x = 1", filename, "exec")
-
-    first, twin = code("/app/a.py"), code("/app/b.py")
-    assert first == twin and first is not twin  # equal apart from the file name
-    inner = code("/app/inner.py")
-    trace = tracer.Trace("t")
-    # Offsets past 256 are distinct int objects each time a frame is read.
-    stack = (inner, int("1000"), first, int("300"))
-    again = (inner, int("1000"), first, int("300"))
-    other = (inner, int("1000"), twin, int("300"))
-    assert recorder.intern_stack(trace, stack) is stack
-    assert recorder.intern_stack(trace, again) is stack
-    assert recorder.intern_stack(trace, other) is other
-    assert recorder.intern_stack(trace, None) is None
 
 
 def test_suspended_keeps_statements_out_of_the_capture(alias):

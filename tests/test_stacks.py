@@ -128,6 +128,48 @@ def test_capture_of_only_library_frames_is_none():
     assert stacks.capture(None) == (None, None)
 
 
+def shared(interned: dict[Any, Any]) -> Any:
+    return stacks.capture_shared(sys._getframe(), interned)
+
+
+def test_capture_shared_shares_equal_stacks_and_keeps_code_objects_apart():
+    source = "def run(callback, interned):\n    return callback(interned)\n"
+    first: dict[str, Any] = {}
+    twin: dict[str, Any] = {}
+    exec(compile(source, "/app/a.py", "exec"), first)
+    exec(compile(source, "/app/b.py", "exec"), twin)
+    run, other = first["run"], twin["run"]
+    assert run.__code__ == other.__code__ and run.__code__ is not other.__code__
+    interned: dict[Any, Any] = {}
+    # One call site each: equal offsets in every frame; the two stacks differ only
+    # in their second frame's code object (equal, not identical).
+    got = [module(shared, interned) for module in (run, other, run, other)]
+    (a, template), (b, _), (again, _), (b_again, _) = got
+    assert template is None
+    assert a == b and a is not b
+    assert again is a and b_again is b
+    assert len(a) == 2 * 12
+    assert a[0] is shared.__code__ and a[2] is run.__code__ and b[2] is other.__code__
+    # Keyed by the innermost frame: both stacks under one key.
+    assert list(interned.values()) == [[a, b]]
+    # Offsets past 256 are distinct int objects each time a frame is read: equal is enough.
+    assert any(type(item) is int and item > 256 for item in a[1::2])
+    assert stacks.capture_shared(None, interned) == (None, None)
+
+
+def test_capture_shared_of_a_shorter_or_longer_stack_is_another_stack():
+    interned: dict[Any, Any] = {}
+    got = []
+    for depth in (2, 2, 12, 12, 2):
+        with override_settings(TRACER={"STACK_DEPTH": depth}):
+            got.append(shared(interned)[0])
+    two, two_again, twelve, twelve_again, two_last = got
+    assert (len(two), len(twelve)) == (4, 24)
+    assert two_again is two and twelve_again is twelve and two_last is two
+    assert twelve[:4] == two
+    assert list(interned.values()) == [[two, twelve]]
+
+
 def test_stack_depth_setting():
     with override_settings(TRACER={"STACK_DEPTH": 2}):
         stack, _ = stacks.capture(sys._getframe())

@@ -143,6 +143,7 @@ _internal_code: dict[str, bool] = {}
 # Bound once: these run on every wrapped call.
 _getframe = sys._getframe
 _current_trace = recorder._current.get
+_operation_var = recorder._operation
 
 _installed = False
 _install_lock = threading.Lock()
@@ -182,15 +183,23 @@ def _caller(depth: int) -> Any:
 
 # Lineage ---------------------------------------------------------------------------
 
+_QUERYSETS = (QuerySet, RawQuerySet)
+
 
 def _chain(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if active_trace() is None:
+        if not recorder.tracing or not (_current_trace() or active_trace()):
             return original(self, *args, **kwargs)
         try:
-            frame = _caller(1)
-            internal = is_orm_internal(frame.f_code)
+            # _caller(1) and is_orm_internal(), inline: this runs on every call.
+            frame: Any = _getframe(1)
+            if frame.f_code is _MANAGER_METHOD:
+                frame = frame.f_back
+            code = frame.f_code
+            internal = _internal_code.get(code.co_filename)
+            if internal is None:
+                internal = is_orm_internal(code)
         except Exception:
             recorder.note_failure()
             return original(self, *args, **kwargs)
@@ -204,10 +213,19 @@ def _chain(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         start = perf_counter_ns()
         result = original(self, *args, **kwargs)
         elapsed = perf_counter_ns() - start
-        try:
-            _link(self, result, name, args, kwargs, elapsed, frame)
-        except Exception:
-            recorder.note_failure()
+        if result is not self and isinstance(result, _QUERYSETS):
+            try:
+                result._tracer_lineage = Call(
+                    self._tracer_lineage,
+                    name,
+                    args,
+                    flat(kwargs) if kwargs else None,
+                    code,
+                    frame.f_lasti,
+                    elapsed,
+                )
+            except Exception:
+                recorder.note_failure()
         return result
 
     return wrapper
@@ -225,7 +243,7 @@ def _link(
     if is_orm_internal(frame.f_code):
         _inherit(source, result)
         return
-    if result is source or not isinstance(result, (QuerySet, RawQuerySet)):
+    if result is source or not isinstance(result, _QUERYSETS):
         return
     result._tracer_lineage = Call(
         source._tracer_lineage,
@@ -242,19 +260,22 @@ def _inherit(source: Any, result: Any) -> None:
     """The ORM building on a QuerySet (get() filtering, a related manager applying
     its filter): the result has the same lineage, no call of the user's."""
     parent = source._tracer_lineage
-    if parent is not None and result is not source and isinstance(result, (QuerySet, RawQuerySet)):
+    if parent is not None and result is not source and isinstance(result, _QUERYSETS):
         result._tracer_lineage = parent
 
 
 def flat(kwargs: dict[str, Any]) -> tuple[Any, ...]:
     """``{"a": 1, "b": 2}`` as ``("a", 1, "b", 2)``: a third of a dict's memory."""
+    if len(kwargs) == 1:
+        (item,) = kwargs.items()
+        return item  # (name, value): already flat
     return tuple(chain.from_iterable(kwargs.items()))
 
 
 def _getitem(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def __getitem__(self: Any, k: Any) -> Any:
-        trace = active_trace()
+        trace = (_current_trace() or active_trace()) if recorder.tracing else None
         if trace is None:
             return original(self, k)
         if isinstance(k, slice):
@@ -278,7 +299,7 @@ def _get_queryset(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def get_queryset(self: Any) -> Any:
         queryset = original(self)
-        trace = active_trace()
+        trace = (_current_trace() or active_trace()) if recorder.tracing else None
         if trace is not None:
             try:
                 if queryset._tracer_lineage is None:
@@ -334,7 +355,7 @@ def _trigger(trigger: str, method: str, original: Callable[..., Any]) -> Callabl
 
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        trace = active_trace()
+        trace = (_current_trace() or active_trace()) if recorder.tracing else None
         if trace is None:
             return original(self, *args, **kwargs)
         if self._result_cache is not None:
@@ -352,7 +373,7 @@ def _trigger(trigger: str, method: str, original: Callable[..., Any]) -> Callabl
 def _model_trigger(trigger: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        trace = active_trace()
+        trace = (_current_trace() or active_trace()) if recorder.tracing else None
         if trace is None:
             return original(self, *args, **kwargs)
         if trigger == "refresh_from_db" and _getframe(1).f_code is _DEFERRED_GET:
@@ -395,9 +416,13 @@ def _run(
 ) -> Any:
     """Call ``original`` inside a new operation, or inside the running one when the
     ORM itself fires this trigger as part of it."""
-    frame = _caller(2)
-    parent = recorder._operation.get()
-    if parent is not None and is_orm_internal(frame.f_code):
+    frame: Any = _getframe(2)  # _caller(2), inline: this runs on every evaluation
+    if frame.f_code is _MANAGER_METHOD:
+        frame = frame.f_back
+    parent = _operation_var.get()
+    if parent is not None and (
+        _internal_code.get(frame.f_code.co_filename) or is_orm_internal(frame.f_code)
+    ):
         if queryset is not None and parent.queryset_class is None:
             if parent.trigger not in _OWN_QUERYSETS:
                 _describe_queryset(parent, queryset)
@@ -405,17 +430,29 @@ def _run(
     try:
         operation = _start(trace, trigger, parent, frame)
         if queryset is not None:
-            _describe_queryset(operation, queryset)
+            operation.model = queryset.model
+            operation.queryset_class = type(queryset)
+            operation.lineage = queryset._tracer_lineage
+            operation.prefetch = getattr(queryset, "_prefetch_related_lookups", ())
+            if trigger not in _IMPLICIT:
+                # An explicit call (.count(), .get(pk=1)) is part of the code shown.
+                operation.args = args
+                operation.kwargs = flat(kwargs) if kwargs else None
         else:
             operation.model = type(target)
-        if queryset is not None and trigger not in _IMPLICIT:
-            # An explicit call (.count(), .get(pk=1)) is part of the code shown.
-            operation.args = args
-            operation.kwargs = flat(kwargs) if kwargs else None
     except Exception:
         recorder.note_failure()
         return original(target, *args, **kwargs)
-    result = _inside(operation, original, target, args, kwargs)
+    # _inside(), inline.
+    token = _operation_var.set(operation)
+    try:
+        result = original(target, *args, **kwargs)
+    except BaseException as exc:
+        _failed(operation, exc)
+        raise
+    finally:
+        operation.end_ns = perf_counter_ns()
+        _operation_var.reset(token)
     if method == "iterator":
         # A generator: its SQL runs as the caller pulls rows, after this returned.
         return _stepping(operation, result)
@@ -501,14 +538,15 @@ def _start(trace: Trace, trigger: str, parent: Operation | None, frame: Any) -> 
         operation.trigger = origin[0]
         operation.stack, operation.template = origin[1], origin[2]
     elif allowed:
-        stack, operation.template = stacks.capture(frame)
+        stack, operation.template = stacks.capture_shared(frame, trace._stacks)
         if stack is None and parent is not None:
             stack, operation.template = parent.stack, parent.template
-        operation.stack = recorder.intern_stack(trace, stack)
+        operation.stack = stack
     return operation
 
 
 def _describe_queryset(operation: Operation, queryset: Any) -> None:
+    # As _run() does it inline.
     operation.model = queryset.model
     operation.queryset_class = type(queryset)
     operation.lineage = queryset._tracer_lineage
@@ -518,7 +556,7 @@ def _describe_queryset(operation: Operation, queryset: Any) -> None:
 def _related_get_object(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def get_object(self: Any, instance: Any) -> Any:
-        trace = active_trace()
+        trace = (_current_trace() or active_trace()) if recorder.tracing else None
         if trace is None:
             return original(self, instance)
         parent = recorder._operation.get()
@@ -538,7 +576,7 @@ def _reverse_one_to_one_get(original: Callable[..., Any]) -> Callable[..., Any]:
     def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
         if instance is None:
             return original(self, instance, cls)
-        trace = active_trace()
+        trace = (_current_trace() or active_trace()) if recorder.tracing else None
         if trace is None:
             return original(self, instance, cls)
         if self.related.is_cached(instance):
@@ -561,7 +599,7 @@ def _forward_get(original: Callable[..., Any]) -> Callable[..., Any]:
     def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
         trace = _current_trace()
         if trace is None:
-            trace = active_trace()
+            trace = (_current_trace() or active_trace()) if recorder.tracing else None
             if trace is None:
                 return original(self, instance, cls)
         watch = trace._watch
@@ -682,7 +720,7 @@ def _getstate(original: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(original)
     def __getstate__(self: Any) -> Any:
-        trace = active_trace()
+        trace = (_current_trace() or active_trace()) if recorder.tracing else None
         if trace is not None and trace._watch is not None:
             try:
                 watch = trace._watch
@@ -731,7 +769,7 @@ def _related(
 def _prefetch_one_level(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def prefetch_one_level(instances: Any, prefetcher: Any, lookup: Any, level: int) -> Any:
-        trace = active_trace()
+        trace = (_current_trace() or active_trace()) if recorder.tracing else None
         # Without get_prefetch_querysets() Django warns about its caller's line.
         if trace is None or not hasattr(prefetcher, "get_prefetch_querysets"):
             return original(instances, prefetcher, lookup, level)
@@ -874,7 +912,7 @@ def _async(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     # calling (and, as a rule, awaiting) it.
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        trace = active_trace()
+        trace = (_current_trace() or active_trace()) if recorder.tracing else None
         if trace is None or recorder._origin.get() is not None:
             return original(self, *args, **kwargs)
         try:
@@ -912,8 +950,8 @@ async def _awaiting(awaitable: Any, origin: tuple[str, Any, Any]) -> Any:
 def _origin(trace: Trace, name: str, frame: Any) -> tuple[str, Any, Any]:
     stack, template = (None, None)
     if recorder.capture_allowed(trace):
-        stack, template = stacks.capture(frame)
-    return name, recorder.intern_stack(trace, stack), template
+        stack, template = stacks.capture_shared(frame, trace._stacks)
+    return name, stack, template
 
 
 def _async_operation(trace: Trace, trigger: str, queryset: Any, frame: Any) -> Operation:
@@ -925,7 +963,7 @@ def _async_operation(trace: Trace, trigger: str, queryset: Any, frame: Any) -> O
 def _aiter(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def __aiter__(self: Any) -> Any:
-        trace = active_trace()
+        trace = (_current_trace() or active_trace()) if recorder.tracing else None
         if trace is None or self._result_cache is not None:
             return original(self)
         try:
@@ -941,7 +979,7 @@ def _aiter(original: Callable[..., Any]) -> Callable[..., Any]:
 def _aiterator(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def aiterator(self: Any, *args: Any, **kwargs: Any) -> Any:
-        trace = active_trace()
+        trace = (_current_trace() or active_trace()) if recorder.tracing else None
         if trace is None:
             return original(self, *args, **kwargs)
         try:
@@ -966,7 +1004,7 @@ def _aiterator(original: Callable[..., Any]) -> Callable[..., Any]:
 def _iterable_iter(original: Callable[..., Any], instances: bool = False) -> Callable[..., Any]:
     @functools.wraps(original)
     def __iter__(self: Any) -> Any:
-        trace = active_trace()
+        trace = (_current_trace() or active_trace()) if recorder.tracing else None
         if trace is None:
             return original(self)
         first = len(trace.statements)

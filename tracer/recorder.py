@@ -1,8 +1,9 @@
 """Where recorded statements go: the active trace of the current context, and the
 ORM operation and compiler call they run under.
 
-This module is on the hot path of every query. When nothing records, the cost of a
-query is one context-variable read and one global read.
+This module is on the hot path of every query. When nothing records anywhere in the
+process, the cost of a query is one global read (``tracing``); when some other thread
+or task records, one context-variable read more.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from operator import is_
 from typing import Any
 
 from django.core.signals import setting_changed
@@ -59,6 +59,22 @@ log_statements = False
 _failures = 0
 _failures_lock = threading.Lock()
 
+#: Nonzero while anything in the process may record: the open ``capture()`` and
+#: ``suspended()`` blocks (requests' traces are captures), plus 1 while CAPTURE is
+#: "always" or the configuration is not read yet. Hot hooks read it before the
+#: context variables: ``active_trace() if recorder.tracing else None``. Never lower
+#: than the truth (a context holding a trace implies it is nonzero).
+tracing = 1
+_open = 0
+_tracing_lock = threading.Lock()
+
+
+def _update_tracing(opened: int = 0) -> None:
+    global tracing, _open
+    with _tracing_lock:
+        _open += opened
+        tracing = _open + (_always is not False)
+
 
 def active_trace() -> Trace | None:
     """The trace a statement run now belongs to, or None if nothing records."""
@@ -93,11 +109,13 @@ def capture(label: str = "") -> Iterator[Trace]:
     """
     parent = _current.get()
     trace = Trace(label)
+    _update_tracing(1)
     token = _current.set(trace)
     try:
         yield trace
     finally:
         _current.reset(token)
+        _update_tracing(-1)
         try:
             _end(trace, parent)
         except Exception:  # never in the way of the block's own outcome
@@ -131,6 +149,7 @@ def suspended() -> Iterator[None]:
     is never stored nor merged into an outer one; so the hot path needs no extra check.
     """
     throwaway = _Suspended("suspended")
+    _update_tracing(1)
     current = _current.set(throwaway)
     operation = _operation.set(None)
     compiling = _compiling.set(None)
@@ -142,6 +161,7 @@ def suspended() -> Iterator[None]:
         _compiling.reset(compiling)
         _operation.reset(operation)
         _current.reset(current)
+        _update_tracing(-1)
         throwaway.finish()  # lets go of anything it held or watched
 
 
@@ -201,8 +221,9 @@ def begin_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> 
             statement.stack, statement.template = origin[1], origin[2]
         else:
             try:
-                stack, statement.template = stacks.capture(sys._getframe(1))
-                statement.stack = intern_stack(trace, stack)
+                statement.stack, statement.template = stacks.capture_shared(
+                    sys._getframe(1), trace._stacks
+                )
             except Exception:  # keep the statement, without its location
                 note_failure()
     statements.append(statement)
@@ -217,30 +238,6 @@ def register(trace: Trace, operation: Operation) -> None:
         register(trace, parent)
     operation.index = len(trace.operations)
     trace.operations.append(operation)
-
-
-def intern_stack(trace: Trace, stack: Any) -> Any:
-    """One tuple per distinct stack in a trace (a loop's lookups share one).
-
-    Keyed by the innermost frame's code identity and offset, not by the tuple:
-    hashing a tuple hashes its code objects, which costs more than capturing it.
-    Stacks are the same when they hold the same code objects (identity: code
-    objects that differ only in their file name compare equal).
-    """
-    if stack is None:
-        return None
-    key = (id(stack[0]), stack[1])
-    known = trace._stacks.get(key)
-    if known is None:
-        trace._stacks[key] = [stack]
-        return stack
-    for candidate in known:
-        # Offsets are ints (equal, not identical, past 256); code objects must be
-        # identical.
-        if candidate == stack and all(map(is_, candidate[::2], stack[::2])):
-            return candidate
-    known.append(stack)
-    return stack
 
 
 #: Model instances a trace holds at most for N+1 detection (see ``hold``).
@@ -603,6 +600,7 @@ def _load_config() -> bool:
         note_failure()
         _always = False
         log_statements = False
+        _update_tracing()
         return False
     if config.log or "tracer.console" in sys.modules:
         try:
@@ -621,6 +619,7 @@ def _load_config() -> bool:
     if _always_traces.maxlen != config.always_traces_kept:
         _always_traces = deque(_always_traces, maxlen=config.always_traces_kept)
     _always = config.capture == "always"
+    _update_tracing()
     return _always
 
 
@@ -687,6 +686,7 @@ def _reset_config(*, setting: str, **kwargs: Any) -> None:
         # ones: a new variable leaves every context's old ambient trace behind, at no
         # cost to the hot path.
         _ambient = ContextVar("tracer_ambient", default=None)
+        _update_tracing()
 
 
 setting_changed.connect(_reset_config)

@@ -119,6 +119,62 @@ def capture(frame: FrameType | None) -> tuple[Stack | None, tuple[str, int] | No
     return tuple(items), template
 
 
+def capture_shared(
+    frame: FrameType | None, interned: dict[tuple[int, int], list[Stack]]
+) -> tuple[Stack | None, tuple[str, int] | None]:
+    """``capture()``, sharing stacks: if ``interned`` (a trace's, keyed by the
+    innermost frame's code identity and offset) holds one with the same frames, it
+    is returned, matched frame by frame without building a tuple (a loop's
+    statements share one); else the new stack is added to it.
+
+    Frames are the same when their code objects are identical (code objects that
+    differ only in their file name compare equal) and their offsets equal."""
+    template = None
+    library = _library_code
+    while frame is not None:
+        code = frame.f_code
+        lib = library.get(code.co_filename)
+        if lib is None:
+            lib = is_library(code)
+        if not lib:
+            break
+        if code is _RENDER_ANNOTATED and template is None:
+            template = _template_of(frame)
+        frame = frame.f_back
+    if frame is None:
+        return None, template
+    depth = _depth
+    key = (id(code), frame.f_lasti)
+    known = interned.get(key)
+    if known is not None:
+        most = 2 * depth
+        for candidate in known:
+            outer: Any = frame.f_back
+            try:
+                for outer_code, outer_lasti in zip(candidate[2::2], candidate[3::2], strict=True):
+                    if outer.f_code is not outer_code or outer.f_lasti != outer_lasti:
+                        break
+                    outer = outer.f_back
+                else:
+                    size = len(candidate)
+                    if size == most or (outer is None and size < most):
+                        return candidate, template
+            except AttributeError:  # outer is None: this stack is shorter
+                pass
+    items: list[Any] = []
+    while frame is not None and depth:
+        items.append(frame.f_code)
+        items.append(frame.f_lasti)
+        frame = frame.f_back
+        depth -= 1
+    stack = tuple(items)
+    if known is None:
+        interned[key] = [stack]
+    else:
+        known.append(stack)
+    return stack, template
+
+
 def _template_of(frame: FrameType) -> tuple[str, int] | None:
     try:
         node = frame.f_locals["self"]

@@ -405,7 +405,7 @@ class Trace:
         self._summary: dict[str, Any] | None = None
         self._findings: dict[str, Any] | None = None
         # Interned stacks, so statements from one loop share one tuple (see
-        # recorder.intern_stack).
+        # stacks.capture_shared).
         self._stacks: dict[tuple[int, int], list[Stack]] = {}
         self._managers: dict[tuple[Any, ...], Manager] = {}
         # Evaluations holding their instances (Operation.rows): the recent ones and

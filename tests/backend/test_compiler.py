@@ -12,6 +12,7 @@ from django.db import DatabaseError, connections, transaction
 
 import tracer
 from demo_app.models import Author, Book, Publisher
+from tracer import recorder
 from tracer.backend.compiler import TracedCompilerMixin, traced_compiler_class
 
 pytestmark = pytest.mark.django_db(databases="__all__")
@@ -45,7 +46,8 @@ def make_book(alias: str) -> Book:
 @pytest.mark.parametrize("name", NAMES)
 def test_traced_compiler_subclasses_the_engines(connection, name):
     engine = engine_compiler(connection, name)
-    traced = connection.ops.compiler(name)
+    with tracer.capture():
+        traced = connection.ops.compiler(name)
     assert traced is not engine
     assert issubclass(traced, engine)
     assert traced.__mro__[1:3] == (TracedCompilerMixin, engine)
@@ -56,21 +58,38 @@ def test_traced_compiler_subclasses_the_engines(connection, name):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_traced_compiler_class_is_built_once(connection, name):
-    traced = connection.ops.compiler(name)
-    assert connection.ops.compiler(name) is traced
-    assert traced_compiler_class(engine_compiler(connection, name)) is traced
-    # Another thread gets its own connection object, and the same class.
-    seen = []
+    with tracer.capture():
+        traced = connection.ops.compiler(name)
+        assert connection.ops.compiler(name) is traced
+        assert traced_compiler_class(engine_compiler(connection, name)) is traced
+        # Another thread gets its own connection object, and the same class.
+        seen = []
 
-    def other_thread() -> None:
-        other = connections[connection.alias]
-        seen.append((other is connection, other.ops.compiler(name)))
-        other.close()
+        def other_thread() -> None:
+            other = connections[connection.alias]
+            seen.append((other is connection, other.ops.compiler(name)))
+            other.close()
 
-    thread = threading.Thread(target=other_thread)
-    thread.start()
-    thread.join()
+        thread = threading.Thread(target=other_thread)
+        thread.start()
+        thread.join()
     assert seen == [(False, traced)]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_idle_connection_hands_out_the_engines_compiler(connection, name):
+    engine = engine_compiler(connection, name)
+    assert recorder.active_trace() is None  # reads the configuration: CAPTURE is not "always"
+    assert recorder.tracing == 0
+    assert connection.ops.compiler(name) is engine
+    assert connection.ops.compiler(name) is engine
+    with tracer.capture():
+        assert recorder.tracing == 1
+        assert connection.ops.compiler(name) is traced_compiler_class(engine)
+        with recorder.suspended():
+            assert recorder.tracing == 2
+    assert recorder.tracing == 0
+    assert connection.ops.compiler(name) is engine
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -82,11 +101,15 @@ def test_plain_connection_compilers_are_untouched(plain_connection, name):
 
 def test_get_compiler_gives_traced_instances(alias, plain_alias):
     query = Book.objects.filter(price__lt=10).query
-    compiler = query.get_compiler(alias)
+    with tracer.capture():
+        compiler = query.get_compiler(alias)
     engine = engine_compiler(connections[alias], "SQLCompiler")
     assert isinstance(compiler, engine)
     assert isinstance(compiler, TracedCompilerMixin)
     assert type(query.get_compiler(plain_alias)) is engine
+    # Idle, the traced connection's are the engine's own.
+    assert recorder.active_trace() is None
+    assert type(query.get_compiler(alias)) is engine
 
 
 def test_as_sql_same_as_plain(alias, plain_alias):

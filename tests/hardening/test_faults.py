@@ -538,8 +538,8 @@ def workload(alias: str, seen: list[Any]) -> Any:
 #: Recorder internals a bug could make raise: (module or class, attribute).
 INTERNALS = [
     ("tracer.recorder", "begin_statement"),
-    ("tracer.stacks", "capture"),
-    ("tracer.recorder", "intern_stack"),
+    ("tracer.stacks", "capture_shared"),
+    ("tracer.pipeline", "flat"),
     ("tracer.querystate", "describe"),
     ("tracer.pipeline", "describe_error"),
     ("tracer.backend.cursor", "describe_error"),

@@ -15,11 +15,12 @@ from typing import Any
 
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.db.utils import load_backend
 
 from tracer import engines, pipeline, recorder
 from tracer.backend.creation import traced_creation_class
-from tracer.backend.cursor import done, failed, trace_cursor
+from tracer.backend.cursor import direct_make_cursor, done, failed, trace_cursor
 from tracer.backend.operations import traced_operations_class
 from tracer.trace import Event, describe_error
 
@@ -74,7 +75,7 @@ class DatabaseWrapper:
         return self._tracer_transaction("BEGIN", call, autocommit)
 
     def _tracer_transaction(self, word: str, call: Any, *args: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = recorder.active_trace() if recorder.tracing else None
         if trace is None or self.connection is None:
             return call(*args)
         return trace_call(trace, self, word, call, args)
@@ -90,7 +91,7 @@ class DatabaseWrapper:
         return self._tracer_event("close", super()._close)  # type: ignore[misc]
 
     def _tracer_event(self, kind: str, call: Any, *args: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = recorder.active_trace() if recorder.tracing else None
         if trace is None:
             return call(*args)
         try:
@@ -163,5 +164,7 @@ def _build(engine: str) -> type:
         "creation_class": traced_creation_class(base.creation_class),
         "ops_class": traced_operations_class(base.ops_class),
     }
+    if base.make_cursor is BaseDatabaseWrapper.make_cursor:
+        namespace["make_cursor"] = direct_make_cursor()
     pipeline.install()
     return type(base)("DatabaseWrapper", (DatabaseWrapper, base), namespace)

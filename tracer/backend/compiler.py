@@ -25,6 +25,9 @@ _BATCH = 100
 _shapes: dict[tuple[Any, ...], Shape] = {}
 _SHAPES_MAX = 2048
 
+# The innermost explicit trace: read first, before active_trace() (a call).
+_current_trace = recorder._current.get
+
 
 class TracedCompilerMixin:
     query: Any
@@ -42,7 +45,7 @@ class TracedCompilerMixin:
     _tracer_apply_converters: Callable[..., Any]
 
     def execute_sql(self, *args: Any, **kwargs: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = (_current_trace() or recorder.active_trace()) if recorder.tracing else None
         if trace is None:
             return self._tracer_execute_sql(*args, **kwargs)
         # The shape is set by as_sql(), which every statement run here follows.

@@ -19,6 +19,9 @@ from tracer.trace import UNRECORDED, Statement, describe_error
 
 _FETCHES = ("fetchone", "fetchmany", "fetchall")
 
+# The innermost explicit trace: read first, before active_trace() (a call).
+_current_trace = recorder._current.get
+
 
 class TracedCursorMixin:
     """Records execute, executemany, callproc, fetches and iteration.
@@ -39,7 +42,7 @@ class TracedCursorMixin:
     _tracer_executemany: Callable[..., Any]
 
     def _execute(self, sql: Any, params: Any, *wrapper_args: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = (_current_trace() or recorder.active_trace()) if recorder.tracing else None
         if trace is None:
             self._tracer_statement = None
             return self._tracer_execute(sql, params, *wrapper_args)
@@ -48,7 +51,7 @@ class TracedCursorMixin:
         )
 
     def _executemany(self, sql: Any, param_list: Any, *wrapper_args: Any) -> Any:
-        trace = recorder.active_trace()
+        trace = (_current_trace() or recorder.active_trace()) if recorder.tracing else None
         if trace is None:
             self._tracer_statement = None
             return self._tracer_executemany(sql, param_list, *wrapper_args)
@@ -59,7 +62,7 @@ class TracedCursorMixin:
         )
 
     def callproc(self, procname: Any, params: Any = None, kparams: Any = None) -> Any:
-        trace = recorder.active_trace()
+        trace = (_current_trace() or recorder.active_trace()) if recorder.tracing else None
         if trace is None:
             self._tracer_statement = None
             return super().callproc(procname, params, kparams)  # type: ignore[misc]
@@ -92,7 +95,9 @@ class TracedCursorMixin:
             recorder.note_failure()
             statement = None
         self._tracer_statement = statement
-        if statement is not None and sqlcomment.on is not False:
+        if statement is None:
+            return call(sql, params, *wrapper_args)
+        if sqlcomment.on is not False:
             try:
                 sql = sqlcomment.commented(sql, params, statement)
             except Exception:  # send the SQL as the user's code gave it
@@ -101,26 +106,62 @@ class TracedCursorMixin:
         try:
             result = call(sql, params, *wrapper_args)
         except BaseException as exc:
-            if statement is not None:
-                failed(statement, start, exc)
+            failed(statement, start, exc)
             raise
-        if statement is not None:
-            done(statement, start, self.cursor)
+        # As done(), inline: this runs for every recorded statement.
+        statement.duration_ns = perf_counter_ns() - start
+        statement.start_ns = start
+        try:
+            statement.rowcount = self.cursor.rowcount
+        except Exception:
+            recorder.note_failure()
+        if recorder.log_statements:
+            recorder.statement_done(statement)
         return result
 
-    # Fetches take a fast path when nothing records (one frame, as plain Django).
+    # Fetches take a fast path when nothing records (one frame, as plain Django), and
+    # fetchone and fetchmany (the ORM's) record inline.
 
     def fetchone(self) -> Any:
-        if self._tracer_statement is None and not self._tracer_native_fetch:
+        if self._tracer_native_fetch:
+            return self._tracer_fetch("fetchone", ())
+        statement = self._tracer_statement
+        if statement is None:
             with self.db.wrap_database_errors:
                 return self.cursor.fetchone()
-        return self._tracer_fetch("fetchone", ())
+        start = perf_counter_ns()
+        try:
+            with self.db.wrap_database_errors:
+                row = self.cursor.fetchone()
+        except BaseException as exc:
+            _fetch_raised(statement, start, exc)
+            raise
+        statement.fetch_ns += perf_counter_ns() - start
+        statement.fetch_calls += 1
+        statement.rows_fetched += row is not None
+        return row
 
     def fetchmany(self, *args: Any, **kwargs: Any) -> Any:
-        if self._tracer_statement is None and not self._tracer_native_fetch:
+        if self._tracer_native_fetch:
+            return self._tracer_fetch("fetchmany", args, kwargs)
+        statement = self._tracer_statement
+        if statement is None:
             with self.db.wrap_database_errors:
                 return self.cursor.fetchmany(*args, **kwargs)
-        return self._tracer_fetch("fetchmany", args, kwargs)
+        start = perf_counter_ns()
+        try:
+            with self.db.wrap_database_errors:
+                rows = self.cursor.fetchmany(*args, **kwargs)
+        except BaseException as exc:
+            _fetch_raised(statement, start, exc)
+            raise
+        statement.fetch_ns += perf_counter_ns() - start
+        statement.fetch_calls += 1
+        try:
+            statement.rows_fetched += len(rows)
+        except Exception:
+            recorder.note_failure()
+        return rows
 
     def fetchall(self) -> Any:
         if self._tracer_statement is None and not self._tracer_native_fetch:
@@ -215,6 +256,14 @@ def failed(statement: Statement, start: int, exc: BaseException) -> None:
         recorder.statement_done(statement)
 
 
+def _fetch_raised(statement: Statement, start: int, exc: BaseException) -> None:
+    statement.fetch_ns += perf_counter_ns() - start
+    statement.fetch_calls += 1
+    # A row computed as it is fetched failed (SQLite, server-side cursors): the
+    # statement failed, after the rows fetched before.
+    fetch_failed(statement, exc)
+
+
 def fetch_failed(statement: Statement, exc: BaseException) -> None:
     """Mark a statement whose fetch raised, unless its execute already failed."""
     if statement.error is not None:
@@ -256,6 +305,18 @@ def traced_cursor_class(wrapper_class: type[CursorWrapper]) -> type:
                 },
             )
     return _classes[wrapper_class]
+
+
+def direct_make_cursor() -> Callable[[Any, Any], Any]:
+    """A ``make_cursor`` for engines whose own is Django's (``CursorWrapper(cursor,
+    self)``): it builds the traced class directly instead of switching the class of
+    the engine's."""
+    traced = traced_cursor_class(CursorWrapper)
+
+    def make_cursor(self: Any, cursor: Any) -> Any:
+        return traced(cursor, self)
+
+    return make_cursor
 
 
 _untraceable: set[type] = set()
