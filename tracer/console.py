@@ -109,7 +109,7 @@ def sql_text(statement: Statement, *, color: bool = False) -> str:
     """The SQL on its own lines as it went to the database, params written in and
     secrets masked (``tracer.sqldisplay.interpolate``), shortened past SQL_LIMIT."""
     from tracer.export import redacted
-    from tracer.sqldisplay import collapse, interpolate, redact_literals
+    from tracer.sqldisplay import collapse, interpolate, redact_literals, terminal_highlight
 
     sql = statement.sql
     if not isinstance(sql, str):
@@ -126,17 +126,8 @@ def sql_text(statement: Statement, *, color: bool = False) -> str:
         text = interpolate(sql, params, vendor)
     text = collapse(text, limit=SQL_LIMIT)
     if color:
-        text = _highlighted(text, vendor)
+        text = terminal_highlight(text, vendor)
     return text
-
-
-def _highlighted(text: str, vendor: str) -> str:
-    from pygments import highlight
-    from pygments.formatters import TerminalFormatter
-    from pygments.lexers import MySqlLexer, SqlLexer
-
-    lexer = MySqlLexer() if vendor == "mysql" else SqlLexer()
-    return highlight(text, lexer, TerminalFormatter()).rstrip("\n")
 
 
 def _indented(text: str) -> list[str]:

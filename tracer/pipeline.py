@@ -599,7 +599,7 @@ def _forward_get(original: Callable[..., Any]) -> Callable[..., Any]:
     def __get__(self: Any, instance: Any, cls: Any = None) -> Any:
         trace = _current_trace()
         if trace is None:
-            trace = (_current_trace() or active_trace()) if recorder.tracing else None
+            trace = active_trace() if recorder.tracing else None
             if trace is None:
                 return original(self, instance, cls)
         watch = trace._watch

@@ -649,11 +649,7 @@ def store_at_exit() -> None:
             if trace.end_ns is not None or not trace.statements:
                 continue
             trace.label = label
-            state = trace._watch
-            if state is not None:
-                for watched in state.recent:
-                    untell(state, watched)
-            trace.finish()
+            _finish_rolling(trace)
             if write is not None:
                 write(trace)
             else:
@@ -664,18 +660,22 @@ def store_at_exit() -> None:
 
 def _start_ambient(full: Trace | None) -> Trace:
     if full is not None:
-        # Cut at a statement count, not at the end of any work: what its watched
-        # evaluations did not read yet may be read in the next one.
-        state = full._watch
-        if state is not None:
-            for watched in state.recent:
-                untell(state, watched)
-        full.finish()
+        _finish_rolling(full)
         _store(full)
     trace = Trace("always")
     _always_traces.append(trace)
     _ambient.set(trace)
     return trace
+
+
+def _finish_rolling(trace: Trace) -> None:
+    # Cut at a statement count or at exit, not at the end of any work: what its
+    # watched evaluations did not read yet may be read later, so none is told unread.
+    state = trace._watch
+    if state is not None:
+        for watched in state.recent:
+            untell(state, watched)
+    trace.finish()
 
 
 def _reset_config(*, setting: str, **kwargs: Any) -> None:

@@ -28,7 +28,7 @@ from typing import Any
 import sqlparse
 from django.utils.safestring import SafeString, mark_safe
 from pygments import highlight as pygmentize
-from pygments.formatters import HtmlFormatter
+from pygments.formatters import HtmlFormatter, TerminalFormatter
 from pygments.lexers import MySqlLexer, SqlLexer
 
 from tracer import sqlscan
@@ -157,12 +157,20 @@ def highlight(sql: str, *, vendor: str | None = None, redact: bool = True) -> Sa
 
 @lru_cache(maxsize=512)
 def _highlighted(text: str, vendor: str | None) -> SafeString:
-    # The generic lexer reads backticks as operators; MySQL's reads them as names.
-    lexer = MySqlLexer() if vendor == "mysql" else SqlLexer()
     formatter = HtmlFormatter(nowrap=True, classprefix=CSS_PREFIX)
     # pygments escapes &, < and > in every token it writes (quotes need no escaping in
     # element content).
-    return mark_safe(pygmentize(text, lexer, formatter).rstrip("\n"))
+    return mark_safe(pygmentize(text, _lexer(vendor), formatter).rstrip("\n"))
+
+
+def terminal_highlight(text: str, vendor: str | None) -> str:
+    """SQL text (laid out already) with ANSI colours, for a terminal."""
+    return pygmentize(text, _lexer(vendor), TerminalFormatter()).rstrip("\n")
+
+
+def _lexer(vendor: str | None) -> SqlLexer:
+    # The generic lexer reads backticks as operators; MySQL's reads them as names.
+    return MySqlLexer() if vendor == "mysql" else SqlLexer()
 
 
 def stylesheet(selector: str = ".tracer-sql", style: str = "default") -> str:

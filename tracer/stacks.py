@@ -95,28 +95,7 @@ def is_library(code: CodeType) -> bool:
 def capture(frame: FrameType | None) -> tuple[Stack | None, tuple[str, int] | None]:
     """The stack from the first user frame at or above ``frame``, and the template
     (name, line) being rendered if the ORM was reached from a Django template."""
-    template = None
-    library = _library_code
-    while frame is not None:
-        code = frame.f_code
-        lib = library.get(code.co_filename)
-        if lib is None:
-            lib = is_library(code)
-        if not lib:
-            break
-        if code is _RENDER_ANNOTATED and template is None:
-            template = _template_of(frame)
-        frame = frame.f_back
-    if frame is None:
-        return None, template
-    items: list[Any] = []
-    depth = _depth
-    while frame is not None and depth:
-        items.append(frame.f_code)
-        items.append(frame.f_lasti)
-        frame = frame.f_back
-        depth -= 1
-    return tuple(items), template
+    return capture_shared(frame, {})
 
 
 def capture_shared(

@@ -258,14 +258,20 @@ def fails_at(alias: str, bad: int) -> str:
     return "tracer_check(%s)"
 
 
+def numbers_1_to_1000(connection: Any) -> str:
+    """A FROM source of one column ``x``, 1 to 1000, on each vendor."""
+    if connection.vendor == "postgresql":
+        return "generate_series(1, 1000) AS x"
+    return (
+        "(WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n LIMIT 1000)"
+        " SELECT x FROM n)"
+    )
+
+
 def raw_midfetch(alias: str, seen: list[Any]) -> Any:
     connection = connections[alias]
     value = fails_at(alias, 500) % "x"
-    if connection.vendor == "postgresql":
-        source = "generate_series(1, 1000) AS x"
-    else:
-        source = "(WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n LIMIT 1000)"
-        source += " SELECT x FROM n)"
+    source = numbers_1_to_1000(connection)
     with connection.chunked_cursor() as cursor:
         cursor.execute(f"SELECT x, {value} FROM {source}")
         while rows := cursor.fetchmany(100):
@@ -276,11 +282,7 @@ def iterated_midfetch(alias: str, seen: list[Any]) -> Any:
     # The same, reading by iterating over the cursor.
     connection = connections[alias]
     value = fails_at(alias, 300) % "x"
-    if connection.vendor == "postgresql":
-        source = "generate_series(1, 1000) AS x"
-    else:
-        source = "(WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n LIMIT 1000)"
-        source += " SELECT x FROM n)"
+    source = numbers_1_to_1000(connection)
     with connection.chunked_cursor() as cursor:
         cursor.execute(f"SELECT x, {value} FROM {source}")
         for row in cursor:

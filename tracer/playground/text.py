@@ -7,14 +7,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pygments import highlight as pygmentize
-from pygments.formatters import TerminalFormatter
-from pygments.lexers import MySqlLexer, SqlLexer
-
 from tracer.playground.compiling import Compiled
 from tracer.playground.running import RunResult
 from tracer.playground.unfold import Pipeline
-from tracer.sqldisplay import format_sql
+from tracer.sqldisplay import format_sql, terminal_highlight
 
 __all__ = ["pipeline_lines", "plan_lines", "result_lines", "sql_text"]
 
@@ -32,10 +28,7 @@ def _plain(text: str) -> str:
 def sql_text(sql: str, vendor: str, *, color: bool) -> str:
     """The SQL laid out on lines (sqldisplay.format_sql), highlighted for a terminal."""
     text = format_sql(sql, vendor=vendor)
-    if not color:
-        return text
-    lexer = MySqlLexer() if vendor == "mysql" else SqlLexer()
-    return pygmentize(text, lexer, TerminalFormatter()).rstrip("\n")
+    return terminal_highlight(text, vendor) if color else text
 
 
 def _param(item: Any) -> str:
