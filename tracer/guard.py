@@ -30,7 +30,9 @@ class QueryAttempted(Exception):
 
 
 def _refuse(execute: Any, sql: Any, params: Any, many: bool, context: Any) -> Any:
-    raise QueryAttempted(sql, params, recorder._compiling.get())
+    # The compiler call running on a traced connection (tracer.backend.compiler).
+    compile = getattr(context.get("connection"), "_tracer_compiling", None)
+    raise QueryAttempted(sql, params, compile)
 
 
 @contextmanager

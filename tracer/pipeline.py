@@ -143,7 +143,10 @@ _internal_code: dict[str, bool] = {}
 # Bound once: these run on every wrapped call.
 _getframe = sys._getframe
 _current_trace = recorder._current.get
-_operation_var = recorder._operation
+_operation_get = recorder._operation.get
+_operation_set = recorder._operation.set
+_operation_reset = recorder._operation.reset
+_origin_get = recorder._origin.get
 
 _installed = False
 _install_lock = threading.Lock()
@@ -203,12 +206,14 @@ def _chain(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         except Exception:
             recorder.note_failure()
             return original(self, *args, **kwargs)
-        if internal:  # not the user's call: not timed
+        if internal:
+            # The ORM building on a QuerySet (get() filtering, a related manager
+            # applying its filter): the result has the same lineage (_inherit(),
+            # inline), no call of the user's, not timed.
             result = original(self, *args, **kwargs)
-            try:
-                _inherit(self, result)
-            except Exception:
-                recorder.note_failure()
+            parent = self._tracer_lineage
+            if parent is not None and result is not self and isinstance(result, _QUERYSETS):
+                result._tracer_lineage = parent
             return result
         start = perf_counter_ns()
         result = original(self, *args, **kwargs)
@@ -219,7 +224,8 @@ def _chain(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
                     self._tracer_lineage,
                     name,
                     args,
-                    flat(kwargs) if kwargs else None,
+                    # flat(), inline.
+                    tuple(_flatten(kwargs.items())) if kwargs else None,
                     code,
                     frame.f_lasti,
                     elapsed,
@@ -266,10 +272,10 @@ def _inherit(source: Any, result: Any) -> None:
 
 def flat(kwargs: dict[str, Any]) -> tuple[Any, ...]:
     """``{"a": 1, "b": 2}`` as ``("a", 1, "b", 2)``: a third of a dict's memory."""
-    if len(kwargs) == 1:
-        (item,) = kwargs.items()
-        return item  # (name, value): already flat
-    return tuple(chain.from_iterable(kwargs.items()))
+    return tuple(_flatten(kwargs.items()))
+
+
+_flatten = chain.from_iterable
 
 
 def _getitem(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -303,7 +309,11 @@ def _get_queryset(original: Callable[..., Any]) -> Callable[..., Any]:
         if trace is not None:
             try:
                 if queryset._tracer_lineage is None:
-                    queryset._tracer_lineage = _manager(trace, self)
+                    # _manager()'s cache hit, inline: a model's own manager.
+                    known = None
+                    if self.__dict__.get("instance") is None:
+                        known = trace._managers.get((type(self), self.name, self.model))
+                    queryset._tracer_lineage = known or _manager(trace, self)
             except Exception:
                 recorder.note_failure()
         return queryset
@@ -419,7 +429,7 @@ def _run(
     frame: Any = _getframe(2)  # _caller(2), inline: this runs on every evaluation
     if frame.f_code is _MANAGER_METHOD:
         frame = frame.f_back
-    parent = _operation_var.get()
+    parent = _operation_get()
     if parent is not None and (
         _internal_code.get(frame.f_code.co_filename) or is_orm_internal(frame.f_code)
     ):
@@ -428,7 +438,21 @@ def _run(
                 _describe_queryset(parent, queryset)
         return original(target, *args, **kwargs)
     try:
-        operation = _start(trace, trigger, parent, frame)
+        if parent is None and _origin_get() is not None or queryset is None:
+            operation = _start(trace, trigger, parent, frame)
+        else:
+            # _start(), inline, for a QuerySet's own trigger.
+            if len(trace.statements) < recorder._soft_cap:
+                stack, template = stacks.capture_shared(frame, trace._stacks)
+                if stack is None and parent is not None:
+                    stack, template = parent.stack, parent.template
+                operation = Operation(
+                    -1, trigger, None, parent, perf_counter_ns(), stack, template
+                )
+            else:
+                operation = Operation(
+                    -1, trigger, None, parent, perf_counter_ns(), None, None, True
+                )
         if queryset is not None:
             operation.model = queryset.model
             operation.queryset_class = type(queryset)
@@ -437,14 +461,14 @@ def _run(
             if trigger not in _IMPLICIT:
                 # An explicit call (.count(), .get(pk=1)) is part of the code shown.
                 operation.args = args
-                operation.kwargs = flat(kwargs) if kwargs else None
+                operation.kwargs = tuple(_flatten(kwargs.items())) if kwargs else None
         else:
             operation.model = type(target)
     except Exception:
         recorder.note_failure()
         return original(target, *args, **kwargs)
     # _inside(), inline.
-    token = _operation_var.set(operation)
+    token = _operation_set(operation)
     try:
         result = original(target, *args, **kwargs)
     except BaseException as exc:
@@ -452,7 +476,7 @@ def _run(
         raise
     finally:
         operation.end_ns = perf_counter_ns()
-        _operation_var.reset(token)
+        _operation_reset(token)
     if method == "iterator":
         # A generator: its SQL runs as the caller pulls rows, after this returned.
         return _stepping(operation, result)
@@ -763,7 +787,16 @@ def _related(
     except Exception:
         recorder.note_failure()
         return original(*args)
-    return _inside(operation, original, args[0], args[1:], {})
+    # _inside(), inline: this runs for every lazy load of an N+1.
+    token = _operation_set(operation)
+    try:
+        return original(*args)
+    except BaseException as exc:
+        _failed(operation, exc)
+        raise
+    finally:
+        operation.end_ns = perf_counter_ns()
+        _operation_reset(token)
 
 
 def _prefetch_one_level(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -867,9 +900,7 @@ def _named_plan(model: Any, tree: dict[str, Any], above: tuple[str, ...]) -> rec
             continue
         path = f"{above[0]}__{name}" if above else name
         paths = (path, *above)
-        entries.append(
-            (field.cache_name, paths, _named_plan(field.related_model, below, paths))
-        )
+        entries.append((field.cache_name, paths, _named_plan(field.related_model, below, paths)))
     return tuple(entries)
 
 
@@ -1016,7 +1047,10 @@ def _iterable_iter(original: Callable[..., Any], instances: bool = False) -> Cal
             finally:
                 _hydrated(trace, first, type(self), start, perf_counter_ns() - start)
             if instances and rows:
-                _hold(trace, rows)
+                # _hold()'s test, inline: most evaluations hold nothing.
+                operation = _operation_get()
+                if operation is not None and (len(rows) > 1 or operation.trigger == "related"):
+                    _hold(trace, operation, rows)
                 if self.queryset.query.select_related:
                     try:
                         _watch_selected(trace, self.queryset, rows)
@@ -1029,13 +1063,11 @@ def _iterable_iter(original: Callable[..., Any], instances: bool = False) -> Cal
     return __iter__
 
 
-def _hold(trace: Trace, instances: list[Any]) -> None:
+def _hold(trace: Trace, operation: Operation, instances: list[Any]) -> None:
     """Let lazy loads on these instances find the evaluation that loaded them (N+1
     detection): a multi-row evaluation, or a lazy load (``book.author``), through
-    which loads on its instance lead back to the books' evaluation."""
-    operation = recorder._operation.get()
-    if operation is None or (len(instances) == 1 and operation.trigger != "related"):
-        return
+    which loads on its instance lead back to the books' evaluation (the caller
+    tells which)."""
     try:
         recorder.hold(trace, operation, instances)
     except Exception:
@@ -1061,7 +1093,9 @@ def _hydrating_steps(rows: Any, trace: Trace, iterable_class: type, first: int, 
 
 def _hydrated(trace: Trace, first: int, iterable_class: type, begin: int, busy: int) -> None:
     try:
-        for statement in trace.statements[first:]:
+        statements = trace.statements
+        for index in range(first, len(statements)):
+            statement = statements[index]
             compile = statement.compile
             if compile is not None and statement.start_ns >= begin:
                 break

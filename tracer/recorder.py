@@ -23,7 +23,7 @@ from typing import Any
 from django.core.signals import setting_changed
 
 from tracer import stacks
-from tracer.trace import SAME_AS_STATEMENT, Compile, Operation, Statement, Trace
+from tracer.trace import SAME_AS_STATEMENT, Operation, Statement, Trace
 
 logger = logging.getLogger("tracer")
 
@@ -34,8 +34,7 @@ _ambient: ContextVar[Trace | None] = ContextVar("tracer_ambient", default=None)
 
 # The ORM operation (QuerySet evaluation, save, ...) running in this context.
 _operation: ContextVar[Operation | None] = ContextVar("tracer_operation", default=None)
-# The compiler call (execute_sql) running in this context.
-_compiling: ContextVar[Compile | None] = ContextVar("tracer_compiling", default=None)
+_operation_get = _operation.get
 # Set by async ORM methods before they hand over to a worker thread: (trigger,
 # stack, template) of the awaiting code, which the thread's stack does not show.
 _origin: ContextVar[tuple[str, Any, Any] | None] = ContextVar("tracer_origin", default=None)
@@ -152,13 +151,11 @@ def suspended() -> Iterator[None]:
     _update_tracing(1)
     current = _current.set(throwaway)
     operation = _operation.set(None)
-    compiling = _compiling.set(None)
     origin = _origin.set(None)
     try:
         yield
     finally:
         _origin.reset(origin)
-        _compiling.reset(compiling)
         _operation.reset(operation)
         _current.reset(current)
         _update_tracing(-1)
@@ -187,33 +184,22 @@ def begin_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> 
     if _always is None:
         _load_config()
     statements = trace.statements
-    count = len(statements)
-    given = params
-    past_soft_cap = count >= _soft_cap
-    if past_soft_cap:
-        if count >= _hard_cap:
-            dropped = trace.dropped
-            dropped["statements"] = dropped.get("statements", 0) + 1
-            return None
-        if params is not None:
-            params = DROPPED
-            trace.dropped["params"] = trace.dropped.get("params", 0) + 1
-    statement = Statement(db.alias, db.vendor, kind, sql, params, db.in_atomic_block)
-    compile = statement.compile = _compiling.get()
+    if len(statements) >= _soft_cap:
+        return _capped_statement(trace, db, kind, sql, params)
+    # The compiler call running on this connection (tracer.backend.compiler), if any.
+    compile = db._tracer_compiling
+    operation = _operation_get()
+    statement = Statement(
+        db.alias, db.vendor, kind, sql, params, db.in_atomic_block, operation, compile
+    )
     if compile is not None:
         compile.statement = statement
         produced = compile.sql
-        if type(produced) is tuple and produced[0] is sql and produced[1] is given:
+        if type(produced) is tuple and produced[0] is sql and produced[1] is params:
             compile.sql = SAME_AS_STATEMENT
-    operation = _operation.get()
     if operation is not None:
         if operation.index < 0:
             register(trace, operation)
-        statement.operation = operation
-        if operation.capped:
-            trace.dropped["stacks"] = trace.dropped.get("stacks", 0) + 1
-    elif past_soft_cap:
-        trace.dropped["stacks"] = trace.dropped.get("stacks", 0) + 1
     else:
         # Raw SQL: where it ran from is the statement's own.
         origin = _origin.get()
@@ -227,6 +213,38 @@ def begin_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> 
             except Exception:  # keep the statement, without its location
                 note_failure()
     statements.append(statement)
+    return statement
+
+
+def _capped_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> Statement | None:
+    """begin_statement() past SOFT_CAP: no params and no stack (counted as dropped);
+    past HARD_CAP, only counted."""
+    dropped = trace.dropped
+    if len(trace.statements) >= _hard_cap:
+        dropped["statements"] = dropped.get("statements", 0) + 1
+        return None
+    kept = params
+    if params is not None:
+        kept = DROPPED
+        dropped["params"] = dropped.get("params", 0) + 1
+    compile = db._tracer_compiling
+    operation = _operation_get()
+    statement = Statement(
+        db.alias, db.vendor, kind, sql, kept, db.in_atomic_block, operation, compile
+    )
+    if compile is not None:
+        compile.statement = statement
+        produced = compile.sql
+        if type(produced) is tuple and produced[0] is sql and produced[1] is params:
+            compile.sql = SAME_AS_STATEMENT
+    if operation is not None:
+        if operation.index < 0:
+            register(trace, operation)
+        if operation.capped:
+            dropped["stacks"] = dropped.get("stacks", 0) + 1
+    else:
+        dropped["stacks"] = dropped.get("stacks", 0) + 1
+    trace.statements.append(statement)
     return statement
 
 
@@ -260,6 +278,7 @@ def hold(trace: Trace, operation: Operation, instances: list[Any]) -> None:
     operation.rows = instances
     recent = trace._recent
     recent.append(operation)
+    trace._unindexed.append(operation)
     if len(recent) > HOLD_RECENT:
         _release(trace, recent.popleft())
 
@@ -281,12 +300,17 @@ def loaded_by(trace: Trace, instance: Any) -> Operation | None:
     Held lists keep their instances alive, and released ones leave the index, so an
     id found in the index is the instance itself, not a later object at its address."""
     index = trace._loaded
-    indexed = trace._indexed
-    for operation in trace._recent:
-        if id(operation) not in indexed:
-            indexed.add(id(operation))
-            for row in operation.rows or ():
-                index[id(row)] = operation
+    pending = trace._unindexed
+    if pending:
+        indexed = trace._indexed
+        for operation in pending:
+            rows = operation.rows
+            # Released since (rows None), or indexed already: nothing to add.
+            if rows is not None and id(operation) not in indexed:
+                indexed.add(id(operation))
+                for row in rows:
+                    index[id(row)] = operation
+        pending.clear()
     found = index.get(id(instance))
     if found is not None and found.rows is not None and found in trace._recent:
         # Used by a lazy load: the loop's evaluation, held until the trace ends.

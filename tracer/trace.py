@@ -66,6 +66,8 @@ class Statement:
         sql: Any,
         params: Any,
         in_atomic_block: bool,
+        operation: Operation | None = None,
+        compile: Compile | None = None,
     ) -> None:
         self.alias = alias
         self.vendor = vendor
@@ -84,9 +86,9 @@ class Statement:
         #: (exception class path, message) if the call raised.
         self.error: tuple[str, str] | None = None
         #: The ORM operation it ran for (None: raw SQL outside any operation).
-        self.operation: Operation | None = None
+        self.operation = operation
         #: The compiler call that produced it (None: the SQL did not come from one).
-        self.compile: Compile | None = None
+        self.compile = compile
         #: Where it ran from, for statements outside any operation (raw SQL); an
         #: operation's statements use the operation's.
         self.stack: Stack | None = None
@@ -238,6 +240,9 @@ class Operation:
         model: Any,
         parent: Operation | None,
         start_ns: int,
+        stack: Stack | None = None,
+        template: tuple[str, int] | None = None,
+        capped: bool = False,
     ) -> None:
         self.index = index
         #: What started it: "iteration", "len", "count", "get", "save", "related",
@@ -255,10 +260,10 @@ class Operation:
         self.kwargs: tuple[Any, ...] | None = None
         #: The QuerySet's prefetch_related lookups, as given.
         self.prefetch: tuple[Any, ...] = ()
-        self.stack: Stack | None = None
+        self.stack = stack
         #: Started past SOFT_CAP, so no stack was captured.
-        self.capped = False
-        self.template: tuple[str, int] | None = None
+        self.capped = capped
+        self.template = template
         self.parent = parent
         self.start_ns = start_ns
         self.end_ns: int | None = None
@@ -322,11 +327,11 @@ class Compile:
         "statement",
     )
 
-    def __init__(self, shape: Shape | None) -> None:
+    def __init__(self, shape: Shape | None, result_type: str | None = None) -> None:
         #: Shared with every compile of the same SQL (see Shape); set once as_sql()
         #: returned (execute_sql() makes one of its own if as_sql() never did).
         self.shape: Shape = shape  # type: ignore[assignment]
-        self.result_type: str | None = None
+        self.result_type = result_type
         #: What as_sql() returned: (sql, params), or a list of them for inserts;
         #: SAME_AS_STATEMENT when the statement ran exactly that (not kept twice).
         self.sql: Any = None
@@ -416,6 +421,8 @@ class Trace:
         self._held = 0
         self._indexed: set[int] = set()
         self._loaded: dict[int, Operation] = {}
+        # Held evaluations not in that index yet (it is built when a lazy load asks).
+        self._unindexed: list[Operation] = []
         # Evaluations whose eager loads are watched for reads (recorder.Watch).
         self._watch: Any = None
 
@@ -471,6 +478,7 @@ class Trace:
         self._held = 0
         self._indexed = set()
         self._loaded = {}
+        self._unindexed = []
         if self._watch is not None:
             self._watch.close()
             self._watch = None

@@ -541,7 +541,7 @@ def workload(alias: str, seen: list[Any]) -> Any:
 INTERNALS = [
     ("tracer.recorder", "begin_statement"),
     ("tracer.stacks", "capture_shared"),
-    ("tracer.pipeline", "flat"),
+    ("tracer.pipeline", "_flatten"),
     ("tracer.querystate", "describe"),
     ("tracer.pipeline", "describe_error"),
     ("tracer.backend.cursor", "describe_error"),

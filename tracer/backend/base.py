@@ -33,6 +33,10 @@ class DatabaseWrapper:
     """
 
     wrapped_engine: str = ""
+    #: The compiler call (``execute_sql``) running on this connection, which the
+    #: statements it runs belong to (set by tracer.backend.compiler). Connections are
+    #: per thread and per task, as the compile is.
+    _tracer_compiling: Any = None
 
     # Attributes of BaseDatabaseWrapper used below, for type checkers.
     alias: str

@@ -48,17 +48,19 @@ class TracedCompilerMixin:
         trace = (_current_trace() or recorder.active_trace()) if recorder.tracing else None
         if trace is None:
             return self._tracer_execute_sql(*args, **kwargs)
-        # The shape is set by as_sql(), which every statement run here follows.
-        record = Compile(None)
         result_type = args[0] if args else kwargs.get("result_type", self._tracer_result)
-        if type(result_type) is str:
-            record.result_type = result_type
+        # The shape is set by as_sql(), which every statement run here follows.
+        record = Compile(None, result_type if type(result_type) is str else None)
         self._tracer_compile = record
-        token = recorder._compiling.set(record)
+        # The statements run now belong to it: the link is the connection's (a plain
+        # attribute; a context variable costs more), restored as a context would be.
+        connection = self.connection
+        outer = connection._tracer_compiling
+        connection._tracer_compiling = record
         try:
             result = self._tracer_execute_sql(*args, **kwargs)
         finally:
-            recorder._compiling.reset(token)
+            connection._tracer_compiling = outer
             if record.shape is None:  # as_sql() raised or was never called
                 self._tracer_no_shape(record)
         if type(result) is list and result_type == "multi":
@@ -82,7 +84,15 @@ class TracedCompilerMixin:
             record.compile_ns = perf_counter_ns() - start
         record.sql = result
         try:
-            record.shape = _shape(self._tracer_real, self.query, result)
+            # _shape(), its cache hit inline.
+            query = self.query
+            if type(result) is tuple:
+                shape = _shapes.get((self._tracer_real, type(query), query.model, result[0]))
+                if shape is None:
+                    shape = _shape(self._tracer_real, query, result)
+            else:
+                shape = _shape(self._tracer_real, query, result)
+            record.shape = shape
         except Exception:
             recorder.note_failure()
         return result

@@ -14,10 +14,17 @@ class TracedOperationsMixin:
     # The engine's compiler class by name, per traced operations class: what an
     # idle connection hands out (no recording code runs on its queries).
     _tracer_compilers: dict[str, type]
+    # Their traced subclasses by name: what a connection hands out while anything records.
+    _tracer_traced: dict[str, type]
 
     def compiler(self, compiler_name: str) -> type:
         if recorder.tracing:
-            return traced_compiler_class(super().compiler(compiler_name))  # type: ignore[misc]
+            try:
+                return self._tracer_traced[compiler_name]
+            except KeyError:
+                traced = traced_compiler_class(super().compiler(compiler_name))  # type: ignore[misc]
+                self._tracer_traced[compiler_name] = traced
+                return traced
         try:
             return self._tracer_compilers[compiler_name]
         except KeyError:
@@ -39,6 +46,7 @@ def traced_operations_class(operations_class: type) -> type:
                 "__qualname__": operations_class.__qualname__,
                 "__doc__": operations_class.__doc__,
                 "_tracer_compilers": {},
+                "_tracer_traced": {},
             }
             _classes[operations_class] = type(operations_class)(
                 operations_class.__name__, (TracedOperationsMixin, operations_class), namespace
