@@ -151,7 +151,8 @@ def test_capture_shared_shares_equal_stacks_and_keeps_code_objects_apart():
     assert len(a) == 2 * 12
     assert a[0] is shared.__code__ and a[2] is run.__code__ and b[2] is other.__code__
     # Keyed by the innermost frame: both stacks under one key.
-    assert list(interned.values()) == [[a, b]]
+    # Each with its outer frames apart: code objects, then offsets.
+    assert list(interned.values()) == [[(a, a[2::2], a[3::2]), (b, b[2::2], b[3::2])]]
     # Offsets past 256 are distinct int objects each time a frame is read: equal is enough.
     assert any(type(item) is int and item > 256 for item in a[1::2])
     assert stacks.capture_shared(None, interned) == (None, None)
@@ -167,7 +168,9 @@ def test_capture_shared_of_a_shorter_or_longer_stack_is_another_stack():
     assert (len(two), len(twelve)) == (4, 24)
     assert two_again is two and twelve_again is twelve and two_last is two
     assert twelve[:4] == two
-    assert list(interned.values()) == [[two, twelve]]
+    assert list(interned.values()) == [
+        [(two, two[2::2], two[3::2]), (twelve, twelve[2::2], twelve[3::2])]
+    ]
 
 
 def test_stack_depth_setting():

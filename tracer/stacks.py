@@ -99,12 +99,13 @@ def capture(frame: FrameType | None) -> tuple[Stack | None, tuple[str, int] | No
 
 
 def capture_shared(
-    frame: FrameType | None, interned: dict[tuple[int, int], list[Stack]]
+    frame: FrameType | None, interned: dict[tuple[int, int], list[tuple[Stack, Stack, Stack]]]
 ) -> tuple[Stack | None, tuple[str, int] | None]:
     """``capture()``, sharing stacks: if ``interned`` (a trace's, keyed by the
     innermost frame's code identity and offset) holds one with the same frames, it
     is returned, matched frame by frame without building a tuple (a loop's
-    statements share one); else the new stack is added to it.
+    statements share one); else the new stack is added to it, with its outer frames'
+    code objects and offsets apart, ready to match.
 
     Frames are the same when their code objects are identical (code objects that
     differ only in their file name compare equal) and their offsets equal."""
@@ -126,18 +127,18 @@ def capture_shared(
     key = (id(code), frame.f_lasti)
     known = interned.get(key)
     if known is not None:
-        most = 2 * depth
-        for candidate in known:
+        for stack, codes, lastis in known:
             outer: Any = frame.f_back
             try:
-                for outer_code, outer_lasti in zip(candidate[2::2], candidate[3::2], strict=True):
+                for outer_code, outer_lasti in zip(codes, lastis, strict=True):
                     if outer.f_code is not outer_code or outer.f_lasti != outer_lasti:
                         break
                     outer = outer.f_back
                 else:
-                    size = len(candidate)
-                    if size == most or (outer is None and size < most):
-                        return candidate, template
+                    # All its frames match: the same stack if it is as deep as stacks
+                    # go, or if this one ends where it ends.
+                    if len(codes) == depth - 1 or outer is None:
+                        return stack, template
             except AttributeError:  # outer is None: this stack is shorter
                 pass
     items: list[Any] = []
@@ -147,10 +148,11 @@ def capture_shared(
         frame = frame.f_back
         depth -= 1
     stack = tuple(items)
+    entry = (stack, stack[2::2], stack[3::2])
     if known is None:
-        interned[key] = [stack]
+        interned[key] = [entry]
     else:
-        known.append(stack)
+        known.append(entry)
     return stack, template
 
 

@@ -411,7 +411,7 @@ class Trace:
         self._findings: dict[str, Any] | None = None
         # Interned stacks, so statements from one loop share one tuple (see
         # stacks.capture_shared).
-        self._stacks: dict[tuple[int, int], list[Stack]] = {}
+        self._stacks: dict[tuple[int, int], list[tuple[Stack, Stack, Stack]]] = {}
         self._managers: dict[tuple[Any, ...], Manager] = {}
         # Evaluations holding their instances (Operation.rows): the recent ones and
         # those a lazy load used; how many instances in all; id(instance) ->
