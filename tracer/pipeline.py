@@ -787,16 +787,7 @@ def _related(
     except Exception:
         recorder.note_failure()
         return original(*args)
-    # _inside(), inline: this runs for every lazy load of an N+1.
-    token = _operation_set(operation)
-    try:
-        return original(*args)
-    except BaseException as exc:
-        _failed(operation, exc)
-        raise
-    finally:
-        operation.end_ns = perf_counter_ns()
-        _operation_reset(token)
+    return _inside(operation, original, args[0], args[1:], {})
 
 
 def _prefetch_one_level(original: Callable[..., Any]) -> Callable[..., Any]:

@@ -184,49 +184,17 @@ def begin_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> 
     if _always is None:
         _load_config()
     statements = trace.statements
-    if len(statements) >= _soft_cap:
-        return _capped_statement(trace, db, kind, sql, params)
-    # The compiler call running on this connection (tracer.backend.compiler), if any.
-    compile = db._tracer_compiling
-    operation = _operation_get()
-    statement = Statement(
-        db.alias, db.vendor, kind, sql, params, db.in_atomic_block, operation, compile
-    )
-    if compile is not None:
-        compile.statement = statement
-        produced = compile.sql
-        if type(produced) is tuple and produced[0] is sql and produced[1] is params:
-            compile.sql = SAME_AS_STATEMENT
-    if operation is not None:
-        if operation.index < 0:
-            register(trace, operation)
-    else:
-        # Raw SQL: where it ran from is the statement's own.
-        origin = _origin.get()
-        if origin is not None:
-            statement.stack, statement.template = origin[1], origin[2]
-        else:
-            try:
-                statement.stack, statement.template = stacks.capture_shared(
-                    sys._getframe(1), trace._stacks
-                )
-            except Exception:  # keep the statement, without its location
-                note_failure()
-    statements.append(statement)
-    return statement
-
-
-def _capped_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -> Statement | None:
-    """begin_statement() past SOFT_CAP: no params and no stack (counted as dropped);
-    past HARD_CAP, only counted."""
-    dropped = trace.dropped
-    if len(trace.statements) >= _hard_cap:
-        dropped["statements"] = dropped.get("statements", 0) + 1
-        return None
     kept = params
-    if params is not None:
-        kept = DROPPED
-        dropped["params"] = dropped.get("params", 0) + 1
+    past_soft_cap = len(statements) >= _soft_cap
+    if past_soft_cap:
+        dropped = trace.dropped
+        if len(statements) >= _hard_cap:
+            dropped["statements"] = dropped.get("statements", 0) + 1
+            return None
+        if params is not None:
+            kept = DROPPED
+            dropped["params"] = dropped.get("params", 0) + 1
+    # The compiler call running on this connection (tracer.backend.compiler), if any.
     compile = db._tracer_compiling
     operation = _operation_get()
     statement = Statement(
@@ -241,10 +209,22 @@ def _capped_statement(trace: Trace, db: Any, kind: str, sql: Any, params: Any) -
         if operation.index < 0:
             register(trace, operation)
         if operation.capped:
-            dropped["stacks"] = dropped.get("stacks", 0) + 1
+            trace.dropped["stacks"] = trace.dropped.get("stacks", 0) + 1
+    elif past_soft_cap:
+        trace.dropped["stacks"] = trace.dropped.get("stacks", 0) + 1
     else:
-        dropped["stacks"] = dropped.get("stacks", 0) + 1
-    trace.statements.append(statement)
+        # Raw SQL: where it ran from is the statement's own.
+        origin = _origin.get()
+        if origin is not None:
+            statement.stack, statement.template = origin[1], origin[2]
+        else:
+            try:
+                statement.stack, statement.template = stacks.capture_shared(
+                    sys._getframe(1), trace._stacks
+                )
+            except Exception:  # keep the statement, without its location
+                note_failure()
+    statements.append(statement)
     return statement
 
 

@@ -46,37 +46,9 @@ class TracedCursorMixin:
         if trace is None:
             self._tracer_statement = None
             return self._tracer_execute(sql, params, *wrapper_args)
-        # _tracer_record(), inline: this runs for every recorded statement.
-        try:
-            statement: Statement | None = recorder.begin_statement(
-                trace, self.db, "execute", sql, params
-            )
-        except Exception:
-            recorder.note_failure()
-            statement = None
-        self._tracer_statement = statement
-        if statement is None:
-            return self._tracer_execute(sql, params, *wrapper_args)
-        if sqlcomment.on is not False:
-            try:
-                sql = sqlcomment.commented(sql, params, statement)
-            except Exception:  # send the SQL as the user's code gave it
-                recorder.note_failure()
-        start = perf_counter_ns()
-        try:
-            result = self._tracer_execute(sql, params, *wrapper_args)
-        except BaseException as exc:
-            failed(statement, start, exc)
-            raise
-        statement.duration_ns = perf_counter_ns() - start
-        statement.start_ns = start
-        try:
-            statement.rowcount = self.cursor.rowcount
-        except Exception:
-            recorder.note_failure()
-        if recorder.log_statements:
-            recorder.statement_done(statement)
-        return result
+        return self._tracer_record(
+            trace, "execute", self._tracer_execute, sql, params, params, wrapper_args
+        )
 
     def _executemany(self, sql: Any, param_list: Any, *wrapper_args: Any) -> Any:
         trace = (_current_trace() or recorder.active_trace()) if recorder.tracing else None
