@@ -6,7 +6,7 @@ PIP := $(PY) -m pip --disable-pip-version-check -q
 FULL ?=
 VENDORS ?= sqlite postgresql mysql
 
-.PHONY: demo test install-dev django-suite bench bench-instructions clean tutorial-screenshots
+.PHONY: demo test install-dev django-suite bench bench-instructions bench-bytecodes clean tutorial-screenshots
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -65,6 +65,11 @@ bench: install-dev
 ## and recording, counted by callgrind (needs valgrind; see tests/bench_instructions.py)
 bench-instructions: install-dev
 	$(PY) tests/bench_instructions.py
+
+## bench-bytecodes: bytecodes each bench workload runs, plain and recording, and the
+## tracer functions that run them (exact counts; see tests/bench_bytecodes.py)
+bench-bytecodes: install-dev
+	$(PY) tests/bench_bytecodes.py --top 8
 
 ## tutorial-screenshots: docs/tutorial.md's screenshots and their figures, from a new
 ## demo database, in Debian's Chromium (see docs/tutorial_screenshots.py)
