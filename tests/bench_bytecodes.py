@@ -5,9 +5,10 @@ functions run them: `make bench-bytecodes`, or
 Counts are exact (``sys.settrace`` opcode events) and do not move with machine load.
 They track wall-clock cost better than CPU instructions do: the tracer's work is all
 Python bytecode, while much of the plain engine's instructions are SQLite's C code,
-which runs several times faster per instruction. On this bench's workloads the
-bytecode ratio has read within a few points of `make bench`'s wall ratio, where the
-instruction ratio (`make bench-instructions`) reads about half of the overhead.
+which runs faster per instruction. On this bench's workloads (2026-11-22) the
+bytecode ratio read within 3 points of the wall ratio (the fastest of 21 interleaved
+runs) for updates, lookups and the N+1 page, and 8 points under it for select_related
+pages; the instruction ratio (`make bench-instructions`) reads half of the overhead.
 
 For each workload of tests/bench.py: one warm-up run of each mode (the recording
 one inside ``tracer.capture()``, so that the tracer's caches are warm), then one
