@@ -6,7 +6,7 @@ Counts are exact (``sys.settrace`` opcode events) and do not move with machine l
 They track wall-clock cost better than CPU instructions do: the tracer's work is all
 Python bytecode, while much of the plain engine's instructions are SQLite's C code,
 which runs faster per instruction. On this bench's workloads (2026-11-22) the
-bytecode ratio read within 3 points of the wall ratio (the fastest of 21 interleaved
+bytecode ratio read within 4 points of the wall ratio (the fastest of 21 interleaved
 runs) for updates, lookups and the N+1 page, and 8 points under it for select_related
 pages; the instruction ratio (`make bench-instructions`) reads half of the overhead.
 
