@@ -10,7 +10,8 @@ from django.test import override_settings
 
 import tracer
 from demo_app.models import Author
-from tracer.analysis.groups import duplicates, location_of, similar
+from tracer.analysis.groups import duplicates, is_transaction_control, location_of, similar
+from tracer.testing import assert_no_duplicates
 
 pytestmark = pytest.mark.django_db(databases="__all__")
 
@@ -91,6 +92,57 @@ def test_transaction_statements_are_not_grouped(alias):
     grouped = [i for group in similar(trace, minimum=1) for i in group.indexes]
     assert not set(commits) & set(grouped)
     assert [trace.statements[i].sql for i in grouped].count("SELECT 1") == 2
+
+
+@pytest.mark.django_db(databases="__all__", transaction=True)
+def test_atomic_blocks_are_not_duplicates(alias, vendor):
+    with assert_no_duplicates() as trace:
+        for _ in range(2):
+            with transaction.atomic(using=alias):
+                with transaction.atomic(using=alias):
+                    pass
+
+    texts = [s.sql for s in trace.statements if s.kind == "execute"]
+    # SQLite's BEGIN is SQL text, the same each time; savepoints are SQL everywhere.
+    assert texts.count("BEGIN") == (2 if vendor == "sqlite" else 0)
+    marks = [t.split()[0] for t in texts if t.startswith(("SAVEPOINT", "RELEASE"))]
+    assert marks == ["SAVEPOINT", "RELEASE"] * 2
+    assert duplicates(trace) == []
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "BEGIN",
+        "  begin immediate ",
+        "BEGIN DEFERRED TRANSACTION",
+        "COMMIT",
+        "END",
+        "ROLLBACK WORK;",
+        'SAVEPOINT "s1_x1"',
+        'RELEASE SAVEPOINT "s1_x1"',
+        "ROLLBACK TO SAVEPOINT `s1_x1`",
+        "START TRANSACTION READ ONLY",
+    ],
+)
+def test_transaction_control(sql):
+    assert is_transaction_control(sql)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "",
+        "SELECT 1",
+        "BEGINS",
+        "BEGIN dbms_lock.sleep(1); END;",
+        "SAVEPOINT x; DELETE FROM t",
+        "COMMIT; DROP TABLE t",
+        "UPDATE t SET begin = 1",
+    ],
+)
+def test_not_transaction_control(sql):
+    assert not is_transaction_control(sql)
 
 
 def test_minimum_and_order():

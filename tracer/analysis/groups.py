@@ -4,6 +4,7 @@ same SQL with the same params), with counts, time and the code locations of each
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -15,6 +16,23 @@ from tracer.trace import Statement, Trace
 
 #: Statement kinds that are grouped (BEGIN/COMMIT/ROLLBACK are not).
 KINDS = ("execute", "executemany", "callproc")
+
+# Transaction control sent as SQL text: SQLite's BEGIN, savepoints on every engine.
+# A PL/SQL block ("BEGIN ...; END;") is not one.
+_CONTROL = re.compile(
+    r"\s*(?:"
+    r"(?:BEGIN|END|COMMIT|ROLLBACK)(?:\s+(?:DEFERRED|IMMEDIATE|EXCLUSIVE|TRANSACTION|WORK))*"
+    r"|START\s+TRANSACTION\b[^;]*"
+    r"|(?:ROLLBACK(?:\s+(?:WORK|TRANSACTION))?\s+TO|RELEASE|SAVEPOINT)\s[^;]*"
+    r")\s*;?\s*",
+    re.IGNORECASE,
+)
+
+
+def is_transaction_control(sql: str) -> bool:
+    """Whether ``sql`` only begins, ends or marks a transaction (``BEGIN``,
+    ``SAVEPOINT "s1_x1"``, ``RELEASE SAVEPOINT ...``, ``START TRANSACTION``...)."""
+    return _CONTROL.fullmatch(sql) is not None
 
 
 @dataclass
@@ -51,9 +69,12 @@ def similar(trace: Trace, minimum: int = 2) -> list[Group]:
 def duplicates(trace: Trace, minimum: int = 2) -> list[Group]:
     """Groups of statements that ran the same SQL with the same params, at least
     ``minimum`` each. Statements whose params were not kept (past ``SOFT_CAP``, or an
-    iterator given to ``executemany()``) are never counted as duplicates."""
+    iterator given to ``executemany()``) are never counted as duplicates, nor is
+    transaction control (every ``atomic()`` block on SQLite sends the same BEGIN)."""
 
     def key(statement: Statement) -> Hashable | None:
+        if is_transaction_control(statement.sql):
+            return None
         params = _params_key(statement.params)
         return None if params is _UNKNOWN else (statement.sql, params)
 
