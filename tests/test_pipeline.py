@@ -457,6 +457,26 @@ def test_many_to_many_manager():
     }
 
 
+def test_many_to_many_count_queries_the_through_table(alias):
+    # ManyRelatedManager.count() and .exists() run on the through model's base
+    # manager; the manager stage still names the relation and its instance.
+    data = library(alias)
+    book = data["books"][0]
+    with tracer.capture() as trace:
+        assert book.tags.count() == 1
+        assert book.tags.exists()
+
+    for statement in trace.statements:
+        stages = statement.stages
+        assert stages["manager"] == {
+            "name": "tags",
+            "class": "django.db.models.manager.Manager",
+            "related": {"instance": "demo_app.Book", "accessor": "tags", "pk": book.pk},
+        }
+        assert stages["model"] == {"label": "demo_app.Book_tags", "table": "demo_app_book_tags"}
+    assert [s.stages["queryset"]["trigger"] for s in trace.statements] == ["count", "exists"]
+
+
 def test_lazy_foreign_key_in_a_loop(alias):
     library(alias)
     with tracer.capture() as trace:

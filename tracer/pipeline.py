@@ -309,9 +309,13 @@ def _get_queryset(original: Callable[..., Any]) -> Callable[..., Any]:
         if trace is not None:
             try:
                 if queryset._tracer_lineage is None:
-                    # _manager()'s cache hit, inline: a model's own manager.
+                    # _manager()'s cache hit, inline: a model's own manager, of a
+                    # model known not to be a many-to-many through model.
                     known = None
-                    if self.__dict__.get("instance") is None:
+                    if (
+                        self.__dict__.get("instance") is None
+                        and _is_through.get(self.model) is False
+                    ):
                         known = trace._managers.get((type(self), self.name, self.model))
                     queryset._tracer_lineage = known or _manager(trace, self)
             except Exception:
@@ -324,14 +328,25 @@ def _get_queryset(original: Callable[..., Any]) -> Callable[..., Any]:
 def _manager(trace: Trace, manager: Any) -> Manager:
     instance = manager.__dict__.get("instance")
     if instance is None:
-        # A model's own managers are shared by every QuerySet they make: one
-        # record each per trace.
-        key = (type(manager), manager.name, manager.model)
-        known = trace._managers.get(key)
-        if known is None:
-            known = trace._managers[key] = Manager(key[1], type(manager), manager.model)
-        return known
-    accessor = getattr(manager, "prefetch_cache_name", None)
+        model = manager.model
+        through = _is_through.get(model)
+        if through is None:
+            through = _through_model(model)
+        # book.tags.count(): the through model's manager, for the relation's manager.
+        owner = _constraining(_getframe(2)) if through else None
+        if owner is not None:
+            instance = owner.instance
+            accessor = owner.prefetch_cache_name
+        else:
+            # A model's own managers are shared by every QuerySet they make: one
+            # record each per trace.
+            key = (type(manager), manager.name, manager.model)
+            known = trace._managers.get(key)
+            if known is None:
+                known = trace._managers[key] = Manager(key[1], type(manager), manager.model)
+            return known
+    else:
+        accessor = getattr(manager, "prefetch_cache_name", None)
     if accessor is None:
         field = getattr(manager, "field", None)
         accessor = field.remote_field.get_accessor_name() if field is not None else None
@@ -346,6 +361,75 @@ def _manager(trace: Trace, manager: Any) -> Manager:
         if operation.used is None:
             operation.used = False
     return record
+
+
+def _constraining(frame: Any) -> Any:
+    """The many-to-many manager whose ``count()`` or ``exists()`` is building this
+    QuerySet: Django's ``ManyRelatedManager.constrained_target`` queries the through
+    table alone, through the through model's base manager. Its frame is a few frames
+    up (the manager's proxy method, then it); None if it is not there."""
+    for _ in range(4):
+        if frame is None:
+            return None
+        code = frame.f_code
+        if code.co_name == "constrained_target" and is_orm_internal(code):
+            manager = frame.f_locals.get("self")
+            if hasattr(manager, "prefetch_cache_name") and hasattr(manager, "instance"):
+                return manager
+            return None
+        frame = frame.f_back
+    return None
+
+
+def _through_model(model: Any) -> bool:
+    """Whether ``model`` is the through model of a many-to-many relation (remembered)."""
+    through = False
+    try:
+        for field in model._meta.fields:
+            target = field.related_model if field.many_to_one else None
+            if target is not None and _through(target, model) is not None:
+                through = True
+                break
+    except AttributeError:  # not a model with _meta
+        pass
+    if len(_is_through) >= 1000:
+        _is_through.clear()
+    _is_through[model] = through
+    return through
+
+
+# Model -> whether it is a many-to-many through model (see _through_model).
+_is_through: dict[Any, bool] = {}
+
+
+def _through(model: Any, manager_model: Any) -> str | None:
+    """The accessor of ``model``'s many-to-many relation whose through model is
+    ``manager_model`` (``"tags"`` for Book and Book.tags.through), or None."""
+    key = (model, manager_model)
+    try:
+        return _throughs[key]
+    except KeyError:
+        pass
+    accessor = None
+    try:
+        for field in model._meta.many_to_many:
+            if field.remote_field.through is manager_model:
+                accessor = field.name
+                break
+        else:
+            for relation in model._meta.related_objects:
+                if relation.many_to_many and relation.through is manager_model:
+                    accessor = relation.get_accessor_name()
+                    break
+    except AttributeError:  # not a model with _meta
+        pass
+    if len(_throughs) >= 1000:
+        _throughs.clear()
+    _throughs[key] = accessor
+    return accessor
+
+
+_throughs: dict[tuple[Any, Any], str | None] = {}
 
 
 def _touch(queryset: Any) -> None:

@@ -261,6 +261,30 @@ def test_count_in_a_loop_is_an_annotation(shelf):
     assert [a.cheap for a in annotated] == cheap
 
 
+@pytest.mark.parametrize("shelf", ["default", "postgresql", "mysql"], indirect=True)
+def test_many_to_many_count_in_a_loop(shelf):
+    # ManyRelatedManager.count() and .exists() query the through table alone, through
+    # its model's base manager: still a load per instance of that relation.
+    alias = shelf["alias"]
+    for name in ("modern", "rare"):
+        Tag.objects.using(alias).create(name=name)
+    with tracer.capture() as trace:
+        counts = [b.tags.count() for b in Book.objects.using(alias).order_by("id")]
+        tagged = [t.books.exists() for t in Tag.objects.using(alias).order_by("id")]
+
+    assert (counts, tagged) == ([1, 1, 0, 0, 0], [True, False, False])
+    first, second = n_plus_ones(trace)
+    assert (first.kind, first.relation, first.queries) == ("count", "Book.tags", 5)
+    assert first.fix == ".annotate(tags_count=Count('tags'))"
+    assert (second.kind, second.relation, second.queries) == ("exists", "Tag.books", 3)
+    assert second.fix == ".annotate(books_count=Count('books'))"
+    # The suggestions give the same answers.
+    books = Book.objects.using(alias).order_by("id").annotate(tags_count=Count("tags"))
+    assert [b.tags_count for b in books] == counts
+    tags = Tag.objects.using(alias).order_by("id").annotate(books_count=Count("books"))
+    assert [t.books_count > 0 for t in tags] == tagged
+
+
 def test_exists_in_a_loop(shelf):
     with tracer.capture() as trace:
         [author.books.exists() for author in Author.objects.all()]
