@@ -14,6 +14,8 @@ from django.db import connections
 import tracer
 from demo_app.models import Author, Book, Publisher, Review, Tag
 from tests.playground.test_unfold import EXAMPLE
+from tests.testapp.models import Author as Writer
+from tests.testapp.models import Profile
 from tracer.playground import running
 from tracer.playground.running import run
 
@@ -214,6 +216,22 @@ def test_related_objects_the_table_shows_are_read(alias, expression):
     result = run(expression, alias, app="demo_app")
 
     assert any("." in column for column in result.columns)
+    assert result.trace["findings"]["unused_eager"] == []
+
+
+def test_columns_of_a_relation_the_first_row_lacks(alias):
+    # Ann has no profile: the table still shows Bob's, and the join is read. The
+    # profile's own cache of its author (the way back) is not a column.
+    Writer.objects.using(alias).create(name="Ann")
+    bob = Writer.objects.using(alias).create(name="Bob")
+    Profile.objects.using(alias).create(author=bob, bio="Writes")
+
+    result = run('Author.objects.select_related("profile").order_by("name")', alias, app="testapp")
+
+    assert result.columns == ["id", "name", "profile.id", "profile.author_id", "profile.bio"]
+    ann, bob_row = result.rows
+    assert ann[1:] == ["Ann", None, None, None]
+    assert bob_row == [bob.pk, "Bob", bob.profile.pk, bob.pk, "Writes"]
     assert result.trace["findings"]["unused_eager"] == []
 
 

@@ -193,7 +193,13 @@ def _table(result: RunResult, items: list[Any], queryset: Any, row_limit: int) -
         return
     first = items[0]
     if isinstance(first, Model):
-        columns = _instance_columns(first)
+        # Every row's: a row whose relation is NULL holds no object to take its
+        # columns from, where a later row may.
+        found: dict[str, tuple[str, ...]] = {}
+        for item in items:
+            for name, path in _instance_columns(item):
+                found.setdefault(name, path)
+        columns = list(found.items())
         result.columns = [name for name, _ in columns]
         result.rows = [
             [_cell(_read(item, path), name) for name, path in columns] for item in items
@@ -228,11 +234,12 @@ def _names(queryset: Any) -> list[str]:
 
 
 def _instance_columns(
-    instance: Model, prefix: str = "", depth: int = 0
+    instance: Model, prefix: str = "", depth: int = 0, above: tuple[Model, ...] = ()
 ) -> list[tuple[str, tuple[str, ...]]]:
     """(column name, attribute path) of what the instance holds: loaded fields (not
     deferred ones: reading those would query), annotations, and the fields of the
-    objects select_related() loaded with it."""
+    objects select_related() loaded with it (not the way back: a reverse one-to-one's
+    object caches the instance it was joined to)."""
     meta = instance._meta
     loaded = instance.__dict__
     columns: list[tuple[str, tuple[str, ...]]] = []
@@ -244,9 +251,11 @@ def _instance_columns(
         if name not in fields and not name.startswith("_") and _is_annotation(instance, name):
             columns.append((prefix + name, (name,)))
     if depth < RELATED_DEPTH:
+        path_here = (*above, instance)
         for name, related in instance._state.fields_cache.items():
-            if isinstance(related, Model):
-                for column, path in _instance_columns(related, f"{prefix}{name}.", depth + 1):
+            if isinstance(related, Model) and not any(related is o for o in path_here):
+                below = _instance_columns(related, f"{prefix}{name}.", depth + 1, path_here)
+                for column, path in below:
                     columns.append((column, (name, *path)))
     return columns
 
