@@ -44,6 +44,7 @@ install-dev: $(PY)
 ## test: install what the tests need and run them all
 test: install-dev
 	$(PY) -m ruff check tracer tests demo_app
+	$(PY) -m ruff format --check tracer tests demo_app
 	$(PY) -m mypy
 	$(PY) -m pytest
 

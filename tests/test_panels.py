@@ -51,9 +51,7 @@ def toolbar() -> Iterator[None]:
     first and TracerMiddleware after it, as the README says."""
     get_store().clear()
     toolbar_store().clear()
-    with override_settings(
-        DEBUG=True, INTERNAL_IPS=["127.0.0.1"], MIDDLEWARE=[TOOLBAR, TRACER]
-    ):
+    with override_settings(DEBUG=True, INTERNAL_IPS=["127.0.0.1"], MIDDLEWARE=[TOOLBAR, TRACER]):
         yield
     get_store().clear()
     toolbar_store().clear()
@@ -406,4 +404,3 @@ def test_show_toolbar_as_the_callback(client: Client, books: None, callback: Non
 def test_stats_of_a_request_without_trace():
     request = RequestFactory().get("/")
     assert stats(request, HttpResponse()) == {"skipped": NOT_RECORDED}
-

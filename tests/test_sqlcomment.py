@@ -100,8 +100,7 @@ def test_orm_statements_carry_their_call_site(sqlite_sent: list[str]):
     assert names == ["Ann"]
     (statement,) = trace.statements
     assert sqlite_sent == [
-        statement.sql.replace("%s", "'A%'")
-        + f" /*file='{HERE}%3A{line}',{FRAMEWORK}*/"
+        statement.sql.replace("%s", "'A%'") + f" /*file='{HERE}%3A{line}',{FRAMEWORK}*/"
     ]
 
 
@@ -218,10 +217,8 @@ def test_the_template_line_that_ran_it(sqlite_sent: list[str]):
         template.render({"books": Book.objects.all()})
     evaluation, related = sqlite_sent
     assert evaluation.endswith(
-        f" /*file='{HERE}%3A{line}',{FRAMEWORK},"
-        "template='testapp%2Fn_plus_one.html%3A2'*/"
+        f" /*file='{HERE}%3A{line}',{FRAMEWORK},template='testapp%2Fn_plus_one.html%3A2'*/"
     )
     assert related.endswith(
-        f" /*file='{HERE}%3A{line}',{FRAMEWORK},"
-        "template='testapp%2Fn_plus_one.html%3A3'*/"
+        f" /*file='{HERE}%3A{line}',{FRAMEWORK},template='testapp%2Fn_plus_one.html%3A3'*/"
     )

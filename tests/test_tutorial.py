@@ -262,7 +262,11 @@ def make(*args: str) -> str:
     env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
     result = subprocess.run(
         ["make", "--no-print-directory", "-n", *args],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout

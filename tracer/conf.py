@@ -151,14 +151,11 @@ def config_problems(value: Any) -> list[str]:
     show = value.get("SHOW_CALLBACK")
     if show is not None and not callable(show) and not isinstance(show, str):
         problems.append(
-            "TRACER['SHOW_CALLBACK'] must be a callable, its dotted path, or None, "
-            f"not {show!r}."
+            f"TRACER['SHOW_CALLBACK'] must be a callable, its dotted path, or None, not {show!r}."
         )
     store_path = value.get("STORE_PATH")
     if store_path is not None and not isinstance(store_path, (str, os.PathLike)):
-        problems.append(
-            f"TRACER['STORE_PATH'] must be a file path or None, not {store_path!r}."
-        )
+        problems.append(f"TRACER['STORE_PATH'] must be a file path or None, not {store_path!r}.")
     problems.extend(_observability_problems(value))
     soft, hard = (
         value.get("SOFT_CAP", DEFAULTS["SOFT_CAP"]),

@@ -126,9 +126,7 @@ def on_demand(request: HttpRequest, config: Config | None = None) -> bool:
     policy = config.on_demand
     if policy is False:
         return False
-    asked = (
-        request.META.get(_HEADER_KEY) == "1" or request.COOKIES.get(ON_DEMAND_COOKIE) == "1"
-    )
+    asked = request.META.get(_HEADER_KEY) == "1" or request.COOKIES.get(ON_DEMAND_COOKIE) == "1"
     if not asked:
         return False
     if policy is True:

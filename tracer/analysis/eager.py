@@ -110,8 +110,10 @@ def unused_prefetches(trace: Trace) -> list[UnusedPrefetch]:
         lookup = operation.detail or "?"
         name = lookup.rsplit("__", 1)[-1]
         single = parent is not None and _single_valued(parent.model, lookup)
-        read = f"instance.{name}, not a new query" if single else (
-            f"instance.{name}.all(), not a new filter()"
+        read = (
+            f"instance.{name}, not a new query"
+            if single
+            else (f"instance.{name}.all(), not a new filter()")
         )
         found.append(
             UnusedPrefetch(

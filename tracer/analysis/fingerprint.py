@@ -28,9 +28,7 @@ _STANDARD_STRINGS = r"[Ee]'(?:[^'\\]|''|\\.)*'|[XxBbNn]?'(?:[^']|'')*'"
 _BACKSLASH_STRINGS = r"[XxBbNn]?'(?:[^'\\]|''|\\.)*'"
 _TOKENS = re.compile(_PATTERN.replace("STRINGS", _STANDARD_STRINGS), re.VERBOSE | re.DOTALL)
 #: MySQL and MariaDB (unless NO_BACKSLASH_ESCAPES is set, which Django does not do).
-_MYSQL_TOKENS = re.compile(
-    _PATTERN.replace("STRINGS", _BACKSLASH_STRINGS), re.VERBOSE | re.DOTALL
-)
+_MYSQL_TOKENS = re.compile(_PATTERN.replace("STRINGS", _BACKSLASH_STRINGS), re.VERBOSE | re.DOTALL)
 # A parenthesised list of values only: "(?)", "(?, ?, ?)".
 _VALUE_LIST = re.compile(r"\(\s*\?(?:\s*,\s*\?)*\s*\)")
 # Repeated value lists: VALUES (...), (...), (...).
