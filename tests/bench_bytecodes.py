@@ -1,5 +1,5 @@
-"""Bytecodes each workload runs, plain and recording, and which of the tracer's
-functions run them: `make bench-bytecodes`, or
+"""Bytecodes each workload runs, plain, idle and recording, and which of the
+tracer's functions run them when it records: `make bench-bytecodes`, or
 `python tests/bench_bytecodes.py [--workloads update] [--top 20]`.
 
 Counts are exact (``sys.settrace`` opcode events) and do not move with machine load.
@@ -10,11 +10,12 @@ bytecode ratio read within 4 points of the wall ratio (the fastest of 21 interle
 runs) for updates, lookups and the N+1 page, and 8 points under it for select_related
 pages; the instruction ratio (`make bench-instructions`) reads half of the overhead.
 
-For each workload of tests/bench.py: one warm-up run of each mode (the recording
-one inside ``tracer.capture()``, so that the tracer's caches are warm), then one
+For each workload of tests/bench.py: one warm-up run of each mode (plain engine;
+tracer installed, nothing recording; recording, inside ``tracer.capture()``), then one
 counted run of each from a call stack 35 frames deep. It prints the bytecodes per
-operation, the ratio to plain, the tracer's own share, and with ``--top N`` the
-tracer functions that ran the most (bytecodes and calls per operation).
+operation, the idle and recording ratios to plain, the tracer's own bytecodes when
+recording, and with ``--top N`` the tracer functions that ran the most then (bytecodes
+and calls per operation).
 """
 
 from __future__ import annotations
@@ -83,17 +84,23 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     call_command("seed", stdout=open(os.devnull, "w"))
-    print(f"{'workload':10} {'plain bc/op':>12} {'recording':>12} {'ratio':>7} {'tracer':>8}")
+    print(
+        f"{'workload':10} {'plain bc/op':>12} {'idle':>8} {'recording bc/op':>16} {'ratio':>7} "
+        f"{'tracer':>8}"
+    )
     for name in args.workloads.split(","):
         workload, per = WORKLOADS[name]
         plain, _ = count("plain", workload)
+        idle, _ = count("idle", workload)
         recording, calls = count("recording", workload)
         plain_total = sum(plain.values()) / per
+        idle_total = sum(idle.values()) / per
         recording_total = sum(recording.values()) / per
         own = {code: n for code, n in recording.items() if code.co_filename.startswith(_TRACER)}
         print(
-            f"{name:10} {plain_total:12,.0f} {recording_total:12,.0f} "
-            f"{recording_total / plain_total:6.3f}x {sum(own.values()) / per:8,.0f}",
+            f"{name:10} {plain_total:12,.0f} {idle_total / plain_total:7.3f}x "
+            f"{recording_total:16,.0f} {recording_total / plain_total:6.3f}x "
+            f"{sum(own.values()) / per:8,.0f}",
             flush=True,
         )
         for code, n in Counter(own).most_common(args.top):
