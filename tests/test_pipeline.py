@@ -261,6 +261,27 @@ def test_index_trigger():
     assert queryset["trigger"] == "index"
 
 
+def test_one_string_arguments_are_shared_within_a_trace():
+    # A loop's .order_by("title") keeps one ("title",) tuple, not one per call.
+    library()
+    with tracer.capture() as trace:
+        for _ in range(2):
+            list(Book.objects.order_by("title"))
+        list(Book.objects.order_by("price"))
+        list(Book.objects.order_by("title", "price"))
+
+    first, second, third, fourth = (operation.lineage for operation in trace.operations)
+    assert [c.args for c in (first, second, third, fourth)] == [
+        ("title",),
+        ("title",),
+        ("price",),
+        ("title", "price"),
+    ]
+    assert first.args is second.args
+    assert first.args is not third.args
+    assert trace._args == {}  # let go of when the trace finished
+
+
 def test_queryset_built_outside_capture_has_no_lineage():
     library()
     queryset = Book.objects.filter(price__lt=10)

@@ -192,7 +192,8 @@ _QUERYSETS = (QuerySet, RawQuerySet)
 def _chain(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not recorder.tracing or not (_current_trace() or active_trace()):
+        trace = (_current_trace() or active_trace()) if recorder.tracing else None
+        if trace is None:
             return original(self, *args, **kwargs)
         try:
             # _caller(1) and is_orm_internal(), inline: this runs on every call.
@@ -220,6 +221,9 @@ def _chain(name: str, original: Callable[..., Any]) -> Callable[..., Any]:
         elapsed = perf_counter_ns() - start
         if result is not self and isinstance(result, _QUERYSETS):
             try:
+                if len(args) == 1 and type(args[0]) is str:
+                    # .using("replica"), .order_by("name"): one tuple per trace.
+                    args = trace._args.setdefault(args, args)
                 result._tracer_lineage = Call(
                     self._tracer_lineage,
                     name,

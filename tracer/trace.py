@@ -413,6 +413,9 @@ class Trace:
         # stacks.capture_shared).
         self._stacks: dict[tuple[int, int], list[tuple[Stack, Stack, Stack]]] = {}
         self._managers: dict[tuple[Any, ...], Manager] = {}
+        # Lineage calls' arguments when they are one string (.using("replica")),
+        # shared by the calls that pass the same one.
+        self._args: dict[tuple[Any, ...], tuple[Any, ...]] = {}
         # Evaluations holding their instances (Operation.rows): the recent ones and
         # those a lazy load used; how many instances in all; id(instance) ->
         # evaluation for the indexed ones (see recorder.hold).
@@ -479,6 +482,7 @@ class Trace:
         self._indexed = set()
         self._loaded = {}
         self._unindexed = []
+        self._args = {}
         if self._watch is not None:
             self._watch.close()
             self._watch = None
