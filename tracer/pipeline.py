@@ -340,7 +340,7 @@ def _manager(trace: Trace, manager: Any) -> Manager:
         owner = _constraining(_getframe(2)) if through else None
         if owner is not None:
             instance = owner.instance
-            accessor = owner.prefetch_cache_name
+            accessor = _m2m_accessor(owner)
         else:
             # A model's own managers are shared by every QuerySet they make: one
             # record each per trace.
@@ -350,7 +350,7 @@ def _manager(trace: Trace, manager: Any) -> Manager:
                 known = trace._managers[key] = Manager(key[1], type(manager), manager.model)
             return known
     else:
-        accessor = getattr(manager, "prefetch_cache_name", None)
+        accessor = _m2m_accessor(manager)
     if accessor is None:
         field = getattr(manager, "field", None)
         accessor = field.remote_field.get_accessor_name() if field is not None else None
@@ -365,6 +365,20 @@ def _manager(trace: Trace, manager: Any) -> Manager:
         if operation.used is None:
             operation.used = False
     return record
+
+
+def _m2m_accessor(manager: Any) -> str | None:
+    """A many-to-many manager's attribute on its instance (``book.tags``,
+    ``tag.book_set``), or None for other managers. Its ``prefetch_cache_name`` is the
+    relation's query name (``book``) on the reverse side."""
+    name = getattr(manager, "prefetch_cache_name", None)
+    if name is None or not getattr(manager, "reverse", False):
+        return name
+    try:
+        field = manager.model._meta.get_field(manager.query_field_name)
+        return str(field.remote_field.get_accessor_name())
+    except Exception:
+        return name
 
 
 def _constraining(frame: Any) -> Any:

@@ -285,6 +285,43 @@ def test_many_to_many_count_in_a_loop(shelf):
     assert [t.books_count > 0 for t in tags] == tagged
 
 
+def test_relations_without_related_name(alias):
+    # room.shelf_set and shelf.sticker_set: the accessor ends in _set, the query name
+    # (for Count and filters) does not.
+    from tests.testapp.models import Room, Shelf, Sticker
+
+    rooms = [Room.objects.using(alias).create(name=n) for n in ("A", "B", "C")]
+    shelves = [Shelf.objects.using(alias).create(room=rooms[i % 2]) for i in range(3)]
+    for _ in range(2):
+        Sticker.objects.using(alias).create().shelves.add(*shelves[:2])
+    with tracer.capture() as trace:
+        counts = [r.shelf_set.count() for r in Room.objects.using(alias).order_by("id")]
+        stickered = [s.sticker_set.count() for s in Shelf.objects.using(alias).order_by("id")]
+        stickers = [len(s.sticker_set.all()) for s in Shelf.objects.using(alias).order_by("id")]
+
+    assert (counts, stickered, stickers) == ([2, 1, 0], [2, 2, 0], [2, 2, 0])
+    first, second, third = n_plus_ones(trace)
+    assert (first.relation, first.fix) == (
+        "Room.shelf_set",
+        ".annotate(shelf_set_count=Count('shelf'))",
+    )
+    assert (second.relation, second.fix) == (
+        "Shelf.sticker_set",
+        ".annotate(sticker_set_count=Count('sticker'))",
+    )
+    assert (third.kind, third.relation, third.fix) == (
+        "many",
+        "Shelf.sticker_set",
+        ".prefetch_related('sticker_set')",
+    )
+    # The suggestions run and give the same answers.
+    rooms_counted = Room.objects.using(alias).order_by("id").annotate(n=Count("shelf"))
+    assert [r.n for r in rooms_counted] == counts
+    in_order = Shelf.objects.using(alias).order_by("id")
+    assert [s.n for s in in_order.annotate(n=Count("sticker"))] == stickered
+    assert [len(s.sticker_set.all()) for s in in_order.prefetch_related("sticker_set")] == stickers
+
+
 def test_exists_in_a_loop(shelf):
     with tracer.capture() as trace:
         [author.books.exists() for author in Author.objects.all()]

@@ -24,3 +24,18 @@ class Profile(models.Model):
 
     author = models.OneToOneField(Author, on_delete=models.CASCADE, related_name="profile")
     bio = models.TextField(default="")
+
+
+class Room(models.Model):
+    name = models.CharField(max_length=100, default="")
+
+
+class Shelf(models.Model):
+    """Relations without related_name: ``room.shelf_set`` and ``shelf.sticker_set`` the
+    other way, whose query names are ``shelf`` and ``sticker``."""
+
+    room = models.ForeignKey(Room, on_delete=models.CASCADE)
+
+
+class Sticker(models.Model):
+    shelves = models.ManyToManyField(Shelf)

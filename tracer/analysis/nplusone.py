@@ -282,6 +282,9 @@ def _fix(load: _Load, path: str, via_prefetch: bool) -> tuple[str, str]:
     if kind in ("count", "exists"):
         accessor = path.rsplit("__", 1)[-1]
         name = f"{accessor}_count"
+        # Count() takes the relation's query name: "book" for the accessor book_set.
+        if load.manager is not None and load.manager.related is not None:
+            accessor = _query_name(load.manager.related[0], accessor)
         condition = _filter_q(load.calls, accessor)
         count = f"Count({accessor!r}{', filter=' + condition if condition else ''})"
         use = f"instance.{name}" if kind == "count" else f"instance.{name} > 0"
@@ -315,6 +318,25 @@ def _fix(load: _Load, path: str, via_prefetch: bool) -> tuple[str, str]:
         "Fetch them before the loop in one query (in_bulk() or filter(pk__in=...)) "
         "and look each up in the result.",
     )
+
+
+def _query_name(label: str, accessor: str) -> str:
+    """The query name (for filters and aggregates) of the relation a model reaches
+    through ``accessor``: ``book`` for ``book_set``; the accessor itself when the model
+    is not installed here (an imported trace) or the relation is not found."""
+    from django.apps import apps
+
+    try:
+        model = apps.get_model(label)
+    except (LookupError, ValueError):
+        return accessor
+    for each in model._meta.get_fields():
+        if each.auto_created and not each.concrete and each.is_relation:
+            if each.get_accessor_name() == accessor:
+                return str(each.name)
+        elif each.name == accessor:
+            return accessor
+    return accessor
 
 
 def _filter_q(calls: list[Call], accessor: str) -> str | None:
