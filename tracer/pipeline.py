@@ -400,16 +400,17 @@ def _constraining(frame: Any) -> Any:
 
 
 def _through_model(model: Any) -> bool:
-    """Whether ``model`` is the through model of a many-to-many relation (remembered)."""
-    through = False
+    """Whether ``model`` is the through model of a many-to-many relation (remembered).
+    The relation's field is on one of the models its foreign keys point to."""
     try:
-        for field in model._meta.fields:
-            target = field.related_model if field.many_to_one else None
-            if target is not None and _through(target, model) is not None:
-                through = True
-                break
-    except AttributeError:  # not a model with _meta
-        pass
+        targets = {field.related_model for field in model._meta.fields if field.many_to_one}
+        through = any(
+            field.remote_field.through is model
+            for target in targets
+            for field in target._meta.many_to_many
+        )
+    except AttributeError:  # not a model with _meta, or a target not resolved yet
+        through = False
     if len(_is_through) >= 1000:
         _is_through.clear()
     _is_through[model] = through
@@ -418,36 +419,6 @@ def _through_model(model: Any) -> bool:
 
 # Model -> whether it is a many-to-many through model (see _through_model).
 _is_through: dict[Any, bool] = {}
-
-
-def _through(model: Any, manager_model: Any) -> str | None:
-    """The accessor of ``model``'s many-to-many relation whose through model is
-    ``manager_model`` (``"tags"`` for Book and Book.tags.through), or None."""
-    key = (model, manager_model)
-    try:
-        return _throughs[key]
-    except KeyError:
-        pass
-    accessor = None
-    try:
-        for field in model._meta.many_to_many:
-            if field.remote_field.through is manager_model:
-                accessor = field.name
-                break
-        else:
-            for relation in model._meta.related_objects:
-                if relation.many_to_many and relation.through is manager_model:
-                    accessor = relation.get_accessor_name()
-                    break
-    except AttributeError:  # not a model with _meta
-        pass
-    if len(_throughs) >= 1000:
-        _throughs.clear()
-    _throughs[key] = accessor
-    return accessor
-
-
-_throughs: dict[tuple[Any, Any], str | None] = {}
 
 
 def _touch(queryset: Any) -> None:
