@@ -27,6 +27,8 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
+from benchargs import names
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -199,9 +201,9 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--modes", default="plain,idle,recording,toolbar")
+    parser.add_argument("--modes", type=names(ALIAS), default=list(ALIAS))
     args = parser.parse_args()
-    modes = args.modes.split(",")
+    modes = args.modes
 
     call_command("migrate", verbosity=0)
     call_command("seed", stdout=open("/dev/null", "w"))

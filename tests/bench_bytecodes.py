@@ -29,6 +29,7 @@ from types import FrameType
 from typing import Any
 
 import bench  # tests/bench.py: configures Django, holds the workloads
+from benchargs import names
 from django.core.management import call_command
 
 import tracer
@@ -78,7 +79,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--workloads", type=names(WORKLOADS), default=list(WORKLOADS))
     parser.add_argument("--top", type=int, default=0, help="list the N busiest tracer functions")
     args = parser.parse_args()
 
@@ -88,7 +89,7 @@ def main() -> None:
         f"{'workload':10} {'plain bc/op':>12} {'idle':>8} {'recording bc/op':>16} {'ratio':>7} "
         f"{'tracer':>8}"
     )
-    for name in args.workloads.split(","):
+    for name in args.workloads:
         workload, per = WORKLOADS[name]
         plain, _ = count("plain", workload)
         idle, _ = count("idle", workload)

@@ -34,6 +34,8 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from benchargs import names
+
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ("plain", "idle", "recording")
 #: Short names for tests/bench.py's workloads.
@@ -130,8 +132,8 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--child", nargs=2, metavar=("MODE", "WORKLOAD"))
-    parser.add_argument("--workloads", default=",".join(WORKLOADS))
-    parser.add_argument("--modes", default=",".join(MODES))
+    parser.add_argument("--workloads", type=names(WORKLOADS), default=list(WORKLOADS))
+    parser.add_argument("--modes", type=names(MODES), default=list(MODES))
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--layouts", type=int, default=3)
     args = parser.parse_args()
@@ -140,8 +142,8 @@ def main() -> None:
         return
 
     prepared = prepare()
-    modes = args.modes.split(",")
-    workloads = args.workloads.split(",")
+    modes = args.modes
+    workloads = args.workloads
     runs = [(workload, mode) for workload in workloads for mode in modes]
     layouts = range(args.layouts)
     with ThreadPoolExecutor(args.jobs) as pool:
