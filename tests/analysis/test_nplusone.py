@@ -499,3 +499,35 @@ def test_a_loop_long_enough_to_be_specialised_is_one_n_plus_one():
     found = only(n_plus_ones(trace))
     assert (found.relation, found.queries, found.instances) == ("Author.books", 20, 20)
     assert found.location == at(line)
+
+
+def test_a_filtered_prefetch_takes_the_place_of_the_unread_plain_one(shelf):
+    with tracer.capture() as trace:
+        for author in Author.objects.prefetch_related("books").order_by("name")[:3]:
+            list(author.books.filter(price__lt=20))
+        for book in Book.objects.prefetch_related("tags", "reviews"):
+            list(book.reviews.filter(rating__gte=4))
+
+    found = {each.relation: each for each in n_plus_ones(trace)}
+    first, second = found["Author.books"], found["Book.reviews"]
+    prefetch = (
+        "Prefetch('books', queryset=Book.objects.filter(price__lt=20), to_attr='books_list')"
+    )
+    assert first.fix == f".prefetch_related({prefetch})"
+    assert first.fixed_code == f"Author.objects.order_by('name').prefetch_related({prefetch})[:3]"
+    assert "in place of .prefetch_related('books'), whose results the loop never reads," in (
+        first.explanation
+    )
+    assert second.fixed_code == (
+        "Book.objects.prefetch_related('tags').prefetch_related(Prefetch('reviews', "
+        "queryset=Review.objects.filter(rating__gte=4), to_attr='reviews_list'))"
+    )
+    # The suggested code loads what the loop read, in two queries.
+    with tracer.capture() as fixed:
+        authors = list(
+            Author.objects.order_by("name").prefetch_related(
+                Prefetch("books", queryset=Book.objects.filter(price__lt=20), to_attr="books_list")
+            )[:3]
+        )
+    assert len(fixed.statements) == 2
+    assert sorted(len(a.books_list) for a in authors) == [1, 1, 1]

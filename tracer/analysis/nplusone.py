@@ -231,9 +231,14 @@ def _report(group: _Group, statements: list[Statement]) -> NPlusOne:
         prefix_lookup = root.detail
         outer = root.parent
     path = _join(prefix_lookup, load.path) if prefix_lookup else load.path
-    fix, note = _fix(load, path, prefix_lookup is not None)
+    # A plain prefetch of the relation the loop filters is never read: the fix's
+    # Prefetch() takes its place.
+    unread = path if outer is not None and _prefetches(outer, path) else None
+    fix, note = _fix(load, path, prefix_lookup is not None, unread is not None)
     loaded_code = queryset_code(outer) if outer is not None else None
-    fixed_code = queryset_code(outer, fix) if outer is not None and fix.startswith(".") else None
+    fixed_code = None
+    if outer is not None and fix.startswith("."):
+        fixed_code = queryset_code(outer, fix, unread if "Prefetch(" in fix else None)
     first = group.operations[0]
     duration = sum(op.duration_ns or 0 for op in group.operations)
     db = sum((statements[i].duration_ns or 0) + statements[i].fetch_ns for i in group.statements)
@@ -270,7 +275,18 @@ def _report(group: _Group, statements: list[Statement]) -> NPlusOne:
     )
 
 
-def _fix(load: _Load, path: str, via_prefetch: bool) -> tuple[str, str]:
+def _prefetches(operation: Operation, path: str) -> bool:
+    """Whether the QuerySet of ``operation`` has ``.prefetch_related(path)``."""
+    _manager, calls = _calls(operation.lineage)
+    return any(call.name == "prefetch_related" and _lookup(call, path) for call in calls)
+
+
+def _lookup(call: Call, path: str) -> bool:
+    # Strings only: a Prefetch() or another object's == is not asked.
+    return any(type(arg) is str and arg == path for arg in call.args)
+
+
+def _fix(load: _Load, path: str, via_prefetch: bool, prefetched: bool) -> tuple[str, str]:
     """The fix as a call to add to the loading QuerySet, and a sentence saying why."""
     kind = load.kind
     if kind == "forward":
@@ -300,8 +316,13 @@ def _fix(load: _Load, path: str, via_prefetch: bool) -> tuple[str, str]:
                 f".prefetch_related(Prefetch({path!r}, queryset={queryset}, "
                 f"to_attr={accessor + '_list'!r}))"
             )
+            instead = (
+                f" in place of .prefetch_related({path!r}), whose results the loop never reads,"
+                if prefetched
+                else ""
+            )
             return call, (
-                f"The loop filters them, so prefetch that QuerySet: add {call} and "
+                f"The loop filters them, so prefetch that QuerySet: add {call}{instead} and "
                 f"iterate instance.{accessor}_list."
             )
         call = f".prefetch_related({path!r})"
@@ -353,9 +374,10 @@ def _filter_q(calls: list[Call], accessor: str) -> str | None:
     return f"Q({', '.join(parts)})" if parts else None
 
 
-def queryset_code(operation: Operation, fix: str | None = None) -> str:
+def queryset_code(operation: Operation, fix: str | None = None, drop: str | None = None) -> str:
     """The QuerySet of an evaluation as code, with ``fix`` inserted before any slice
-    (a sliced QuerySet cannot take every call)."""
+    (a sliced QuerySet cannot take every call), and without the prefetch lookup
+    ``drop`` (a call left with no lookup goes)."""
     manager, calls = _calls(operation.lineage)
     code = _root(manager, operation)
     inserted = fix is None
@@ -363,6 +385,11 @@ def queryset_code(operation: Operation, fix: str | None = None) -> str:
         if not inserted and call.name == "__getitem__":
             code += fix or ""
             inserted = True
+        if drop is not None and call.name == "prefetch_related" and _lookup(call, drop):
+            args = tuple(arg for arg in call.args if not (type(arg) is str and arg == drop))
+            if not args:
+                continue
+            call = Call(None, call.name, args, call.kwargs, call.code, call.lasti, 0)
         code += call_code(call)
     if not inserted:
         code += fix or ""
