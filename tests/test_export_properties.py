@@ -195,7 +195,7 @@ def test_hostile_params_export_and_show(alias: str, shown: Client, params: list[
     row = display.statement_row(statement, data["operations"], display.Marks({}))
     assert len(row["params"]) <= display.ROW_PARAMS_CHARS
 
-    for url in (f"{URL}trace/{trace.id}/", f"{URL}trace/{trace.id}/statement/{index}/"):
+    for url in (f"{URL}trace/{trace.id}/", f"{URL}trace/{trace.id}/statement/{index + 1}/"):
         response = shown.get(url)
         assert response.status_code == 200, url
         page = response.content.decode()

@@ -152,8 +152,8 @@ def test_panel_shows_findings_then_statements_then_the_drawer(client: Client, bo
     )
     # The N+1's first load, then each row's number.
     assert links == [
-        (f"{statement}{index}/", f"{statement}{index}/", str(index + 1))
-        for index in [1, 0, 1, 2, 3]
+        (f"{statement}{number}/", f"{statement}{number}/", str(number))
+        for number in [2, 1, 2, 3, 4]
     ]
     assert (
         f'<a href="/__tracer__/trace/{trace.id}/" target="_blank" rel="noopener">'
@@ -171,7 +171,7 @@ def test_drawer_and_next_page_come_from_the_app(client: Client, books: None):
     """The links the panel makes answer with the app's fragments."""
     response = client.get("/books-page/")
     trace = stored()
-    drawer = client.get(f"/__tracer__/trace/{trace.id}/statement/1/", HTTP_HX_REQUEST="true")
+    drawer = client.get(f"/__tracer__/trace/{trace.id}/statement/2/", HTTP_HX_REQUEST="true")
     assert drawer.status_code == 200
     assert "<html" not in drawer.content.decode()
     assert "Statement #2" in drawer.content.decode()
@@ -396,7 +396,7 @@ def test_show_toolbar_as_the_callback(client: Client, books: None, callback: Non
     response = client.get("/books-page/")
     assert panel(client, response)["content"]
     trace = stored()
-    drawer = client.get(f"/__tracer__/trace/{trace.id}/statement/1/", HTTP_HX_REQUEST="true")
+    drawer = client.get(f"/__tracer__/trace/{trace.id}/statement/2/", HTTP_HX_REQUEST="true")
     assert "djdt-request-id" not in drawer.headers
     assert "djdt-request-id" in response.headers
 

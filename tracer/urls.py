@@ -2,11 +2,27 @@
 
 from __future__ import annotations
 
-from django.urls import path
+from django.urls import path, register_converter
 
 from tracer.views import backends, compare, dashboard, playground, statements, traces, transfer
 
 app_name = "tracer"
+
+
+class StatementNumber:
+    """A statement in a URL as the pages number it, from 1; the views take its index
+    in ``trace.statements``, from 0."""
+
+    regex = "[1-9][0-9]{0,9}"
+
+    def to_python(self, value: str) -> int:
+        return int(value) - 1
+
+    def to_url(self, value: int) -> str:
+        return str(int(value) + 1)
+
+
+register_converter(StatementNumber, "tracer_statement")
 
 urlpatterns = [
     path("", dashboard.dashboard, name="dashboard"),
@@ -14,9 +30,13 @@ urlpatterns = [
     path("trace/<str:trace_id>/statements/", traces.statements, name="statements"),
     path("trace/<str:trace_id>/groups/", traces.groups, name="groups"),
     path("trace/<str:trace_id>/export/", transfer.export, name="export"),
-    path("trace/<str:trace_id>/statement/<int:index>/", statements.statement, name="statement"),
     path(
-        "trace/<str:trace_id>/statement/<int:index>/explain/",
+        "trace/<str:trace_id>/statement/<tracer_statement:index>/",
+        statements.statement,
+        name="statement",
+    ),
+    path(
+        "trace/<str:trace_id>/statement/<tracer_statement:index>/explain/",
         statements.explain,
         name="explain",
     ),

@@ -162,7 +162,7 @@ def test_explain(page: Page):
     shot(page, "explain")
 
     # The statement's own page, without the drawer, does the same.
-    page.goto(f"/__tracer__/trace/{trace_id}/statement/0/")
+    page.goto(f"/__tracer__/trace/{trace_id}/statement/1/")
     page.get_by_role("button", name="EXPLAIN", exact=True).click()
     expect(page.locator("#tracer-explain-0 .tracer-plan-label").nth(1)).to_have_text(
         "SCAN demo_app_book"

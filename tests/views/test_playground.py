@@ -350,8 +350,8 @@ def test_run_on_each_engine(client, alias, vendor):
     # The run is a stored trace: its page, and each statement's.
     [trace] = [trace for trace in get_store().traces() if trace.label == f"playground: {EXAMPLE}"]
     assert f'<a href="/__tracer__/trace/{trace.id}/">open it</a>' in fragment
-    assert f'<a href="/__tracer__/trace/{trace.id}/statement/0/">#1</a>' in fragment
-    assert client.get(f"/__tracer__/trace/{trace.id}/statement/0/").status_code == 200
+    assert f'<a href="/__tracer__/trace/{trace.id}/statement/1/">#1</a>' in fragment
+    assert client.get(f"/__tracer__/trace/{trace.id}/statement/1/").status_code == 200
     # The time of each stage, measured.
     cells = re.findall(
         r'<td class="num">([^<]*)</td>', fragment.split('class="tracer-table tracer-timings"')[1]

@@ -627,19 +627,31 @@ def test_unknown_trace_and_statement_are_404_with_a_message(client):
     trace = recorded(raw_count)
 
     unknown = client.get(url("f" * 32, 0))
-    beyond = client.get(url(trace, 1))
-    drawer = client.get(url(trace, 5), HTTP_HX_REQUEST="true")
+    beyond = client.get(f"/__tracer__/trace/{trace.id}/statement/2/")
+    drawer = client.get(f"/__tracer__/trace/{trace.id}/statement/6/", HTTP_HX_REQUEST="true")
 
     assert unknown.status_code == beyond.status_code == drawer.status_code == 404
     assert (
         f"No trace &#x27;{'f' * 32}&#x27; in the store: it is unknown, or was evicted since"
     ) in unknown.content.decode()
     assert (
-        f"Trace &#x27;{trace.id}&#x27; has 1 statement(s): there is no statement 1."
+        f"Trace &#x27;{trace.id}&#x27; has 1 statement(s): there is no statement #2."
         in beyond.content.decode()
     )
     assert "<html" not in drawer.content.decode()
-    assert "there is no statement 5." in drawer.content.decode()
+    assert "there is no statement #6." in drawer.content.decode()
+
+
+def test_statements_are_numbered_from_one_in_urls_as_on_the_pages(client):
+    trace = recorded(raw_count)
+
+    assert url(trace, 0) == f"/__tracer__/trace/{trace.id}/statement/1/"
+    assert url(trace, 0, "explain") == f"/__tracer__/trace/{trace.id}/statement/1/explain/"
+    first = client.get(f"/__tracer__/trace/{trace.id}/statement/1/")
+    assert first.status_code == 200
+    assert "Statement #1" in first.content.decode()
+    assert client.get(f"/__tracer__/trace/{trace.id}/statement/0/").status_code == 404
+    assert client.get(f"/__tracer__/trace/{trace.id}/statement/01/").status_code == 404
 
 
 def test_hidden_unless_the_show_callback_allows(client, settings):

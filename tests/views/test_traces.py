@@ -80,7 +80,7 @@ def test_n_plus_one_first_with_its_fix(client: Client):
         findings,
     )
     assert os.getcwd() not in findings
-    assert f'href="/__tracer__/trace/{trace.id}/statement/1/"' in findings
+    assert f'href="/__tracer__/trace/{trace.id}/statement/2/"' in findings
 
 
 def test_duplicates_slow_unused_prefetches_and_injection_risks(client: Client):
@@ -208,7 +208,7 @@ def test_statement_rows(client: Client):
     assert first is not None
     statement = trace.to_dict()["statements"][1]
     backend = statement["stages"]["backend"]
-    link = f"/__tracer__/trace/{trace.id}/statement/1/"
+    link = f"/__tracer__/trace/{trace.id}/statement/2/"
     assert first.group() == (
         '<tr id="tracer-statement-1" class="tracer-statement tracer-mark-nplusone">\n'
         f'  <td class="num"><a class="tracer-statement-link" href="{link}" hx-get="{link}" '

@@ -133,7 +133,9 @@ def pages(client: Client, trace: Trace) -> list[str]:
     ]
     statements = trace.to_dict().get("statements")
     count = len(statements) if isinstance(statements, list) else 0
-    urls += [f"{URL}trace/{trace.id}/statement/{index}/" for index in range(min(count, 5))]
+    urls += [
+        f"{URL}trace/{trace.id}/statement/{number}/" for number in range(1, min(count, 5) + 1)
+    ]
     return urls
 
 

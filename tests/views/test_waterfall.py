@@ -53,7 +53,7 @@ def test_rows_are_escaped():
         '<li class="tracer-wf-row tracer-wf-nplusone" '
         'title="&lt;script&gt;alert(1)&lt;/script&gt;">'
         '<span class="tracer-wf-label"><a class="tracer-statement-link" '
-        'href="/__tracer__/trace/abc/statement/0/" hx-get="/__tracer__/trace/abc/statement/0/" '
+        'href="/__tracer__/trace/abc/statement/1/" hx-get="/__tracer__/trace/abc/statement/1/" '
         'hx-target="#tracer-drawer-body" aria-controls="tracer-drawer">#1</a> '
         '&lt;script&gt;alert(1)&lt;/script&gt;</span><span class="tracer-wf-track">'
         '<span class="tracer-wf-exec" style="left:1.000%;width:2.000%"></span></span></li>'

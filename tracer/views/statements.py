@@ -188,7 +188,7 @@ def statement_context(trace_id: str, index: int) -> dict[str, Any]:
     if not 0 <= index < len(statements) or not isinstance(statements[index], dict):
         raise Missing(
             f"Trace {trace_id!r} has {len(statements)} statement(s): there is no "
-            f"statement {index}."
+            f"statement #{index + 1}."
         )
     item = statements[index]
     stages = {name: _dict(_dict(item.get("stages")).get(name)) or None for name in STAGES}
