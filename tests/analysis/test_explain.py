@@ -444,11 +444,12 @@ def test_unknown_trace_and_index(alias):
         pytest.raises(UnknownTrace, match="^No trace 'nope' in the store: unknown, or evicted"),
     ):
         explain("nope", 0)
-    for index in (1, -1):
+    for index, number in ((1, 2), (-1, 0)):
         with pytest.raises(UnknownStatement) as error:
             explained(trace, index)
         assert str(error.value) == (
-            f"Trace {trace.id!r} has 1 statement(s); there is no statement {index}."
+            f"Trace {trace.id!r} has 1 statement(s); there is none at index {index} "
+            f"(statement #{number} as the pages number them)."
         )
     assert isinstance(error.value, ValueError)
 

@@ -107,7 +107,8 @@ def explain(trace_id: str, index: int, *, analyze: bool = False) -> Plan:
     count = len(trace.statements)
     if not 0 <= index < count:
         raise UnknownStatement(
-            f"Trace {trace_id!r} has {count} statement(s); there is no statement {index}."
+            f"Trace {trace_id!r} has {count} statement(s); there is none at index {index} "
+            f"(statement #{index + 1} as the pages number them)."
         )
     statement = trace.statements[index]
     if trace.imported:
