@@ -185,6 +185,13 @@ def test_the_index_links_every_page_with_what_it_should_show(client):
     assert html.count('<td class="num">') == 21
 
 
+def test_pages_name_their_icon_so_the_browser_asks_for_no_favicon(bookstore, client):
+    """Else each page view adds a trace of ``GET /favicon.ico`` (404) to the list."""
+    for path in ["/", *(link for pattern in PATTERNS for _v, link in links(pattern))]:
+        html = client.get(path).content.decode()
+        assert html.count('<link rel="icon" href="data:,">') == 1, path
+
+
 @pytest.mark.parametrize("name", list(STATEMENTS))
 def test_each_page_runs_the_statements_it_says(bookstore, client, name):
     html = client.get(url(name)).content.decode()
