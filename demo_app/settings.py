@@ -96,7 +96,10 @@ if find_spec("debug_toolbar") is not None:
         *PANELS_DEFAULTS[_sql + 1 :],
     ]
     # The tracer app's requests (a drawer, the live list) stay out of the toolbar's
-    # history.
-    DEBUG_TOOLBAR_CONFIG = {"SHOW_TOOLBAR_CALLBACK": "tracer.panels.show_toolbar"}
+    # history. The toolbar starts as its handle: open, it covers the pages' right edge.
+    DEBUG_TOOLBAR_CONFIG = {
+        "SHOW_TOOLBAR_CALLBACK": "tracer.panels.show_toolbar",
+        "SHOW_COLLAPSED": True,
+    }
 USE_TZ = True
 TIME_ZONE = "UTC"
