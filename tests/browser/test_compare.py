@@ -6,6 +6,8 @@ import re
 
 from playwright.sync_api import Page, expect
 
+import tracer
+from demo_app.models import Book
 from tests.browser.helpers import bookstore, shot
 from tests.testapp.views import BOOKS_SHOWN
 
@@ -49,3 +51,19 @@ def test_compare_from_the_list(page: Page):
     expect(changes.nth(1).locator(".tracer-sql")).to_contain_text('FROM "demo_app_author"')
     expect(changes.nth(1).locator("td").nth(2)).to_have_text(str(BOOKS_SHOWN))
     shot(page, "compare")
+
+
+def test_long_labels_keep_the_page_as_wide_as_the_window(page: Page):
+    """A trace's label can be a long expression (the playground's are): the pickers
+    cut it, so the page does not scroll sideways."""
+    bookstore()
+    for label in ("playground: " + "Book.objects.filter(title__icontains='x')" * 8, "short"):
+        with tracer.capture(label):
+            list(Book.objects.order_by("id")[:1])
+    page.goto("/__tracer__/compare/")
+    before = page.get_by_label("Before")
+    expect(before.locator("option").nth(1)).to_contain_text(
+        " · playground: Book.objects.filter(title__icontains='x')Book.o… · 1 statement · "
+    )
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    shot(page, "compare-long-labels")
