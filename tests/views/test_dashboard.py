@@ -99,7 +99,7 @@ def test_sorting(client: Client):
         '<th scope="col" aria-sort="descending" class="num"><a class="tracer-sort" '
         'href="/__tracer__/?sort=statements" hx-get="/__tracer__/?sort=statements" '
         'hx-target="#tracer-traces" hx-swap="outerHTML" hx-push-url="true" '
-        'hx-sync="#tracer-filters:replace">Statements '
+        'hx-sync="#tracer-filters:queue last">Statements '
         '<span aria-hidden="true">▼</span></a></th>'
     ) in html
     # Others sort descending first, the path ascending; the default sort is not written.
