@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from django.conf import settings
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.module_loading import import_string
 
@@ -16,6 +16,11 @@ from tracer.conf import get_config
 from tracer.store import StoreError
 
 View = TypeVar("View", bound=Callable[..., Any])
+
+
+class NotFound(Http404):
+    """What a tracer page asked for is not there (a trace the store no longer holds):
+    a 404 on the tracer's own page, saying why."""
 
 
 def show_tracer(request: HttpRequest) -> bool:
@@ -35,6 +40,22 @@ def allowed(request: HttpRequest) -> bool:
     return bool(callback(request))
 
 
+def missing_trace(trace_id: str) -> str:
+    """Why a trace's page is a 404."""
+    return (
+        f"No trace {trace_id!r} in the store: it is unknown, or was evicted since "
+        "(the store keeps the newest traces only; see TRACER['STORE_TRACES'])."
+    )
+
+
+def not_found(request: HttpRequest, message: str) -> HttpResponse:
+    """The tracer's 404 page (a fragment for htmx) with ``message``."""
+    from tracer.views.htmx import is_htmx, vary_on_htmx
+
+    template = "tracer/_not_found.html" if is_htmx(request) else "tracer/not_found.html"
+    return vary_on_htmx(render(request, template, {"message": message}, status=404))
+
+
 def tracer_view(view: View) -> View:
     """Make ``view`` a 404 for anyone the show-callback does not allow, and show a
     store that cannot be read (``StoreError``) as a 503 page saying why."""
@@ -47,5 +68,7 @@ def tracer_view(view: View) -> View:
             return view(request, *args, **kwargs)
         except StoreError as exc:
             return render(request, "tracer/store_error.html", {"error": str(exc)}, status=503)
+        except NotFound as exc:
+            return not_found(request, str(exc))
 
     return wrapper  # type: ignore[return-value]

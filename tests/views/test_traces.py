@@ -249,9 +249,21 @@ def test_drawer(client: Client):
     assert '<div id="tracer-drawer-body"' in html
 
 
-def test_unknown_trace_is_404(client: Client):
+def test_unknown_trace_is_404_on_the_tracers_page_saying_why(client: Client):
+    message = (
+        f"No trace &#x27;{'0' * 32}&#x27; in the store: it is unknown, or was evicted since "
+        "(the store keeps the newest traces only; see TRACER[&#x27;STORE_TRACES&#x27;])."
+    )
     for path in ("", "statements/", "groups/", "export/"):
-        assert client.get(f"{URL}trace/{'0' * 32}/{path}").status_code == 404
+        response = client.get(f"{URL}trace/{'0' * 32}/{path}")
+        assert response.status_code == 404
+        html = response.content.decode()
+        assert f'<p class="tracer-notice">{message}</p>' in html
+        assert '<a href="/__tracer__/">All traces</a>' in html
+    fragment = client.get(f"{URL}trace/{'0' * 32}/statements/", HTTP_HX_REQUEST="true")
+    assert fragment.status_code == 404
+    assert "<html" not in fragment.content.decode()
+    assert message in fragment.content.decode()
 
 
 def test_hostile_statements_are_text(client: Client):

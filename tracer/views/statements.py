@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 from tracer import djangosource, sqldisplay, values
-from tracer.access import tracer_view
+from tracer.access import missing_trace, not_found, tracer_view
 from tracer.analysis.explain import VENDORS, ExplainError, Plan, PlanNode, select_problem
 from tracer.analysis.explain import explain as run_explain
 from tracer.stacks import short_path
@@ -137,10 +137,7 @@ def explain(request: HttpRequest, trace_id: str, index: int) -> HttpResponse:
 
 
 def _missing(request: HttpRequest, message: str) -> HttpResponse:
-    template = (
-        "tracer/_statement_missing.html" if is_htmx(request) else "tracer/statement_missing.html"
-    )
-    return _rendered(request, template, {"message": message}, status=404)
+    return not_found(request, message)
 
 
 # The statement -----------------------------------------------------------------------
@@ -179,10 +176,7 @@ def statement_context(trace_id: str, index: int) -> dict[str, Any]:
     """Everything the statement's page and drawer show, from the trace's export."""
     trace = get_store().get(trace_id)
     if trace is None:
-        raise Missing(
-            f"No trace {trace_id!r} in the store: it is unknown, or was evicted since "
-            "(the store keeps the newest traces only; see TRACER['STORE_TRACES'])."
-        )
+        raise Missing(missing_trace(trace_id))
     data = trace.to_dict()
     statements = _list(data.get("statements"))
     if not 0 <= index < len(statements) or not isinstance(statements[index], dict):

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils.http import urlencode
 
-from tracer.access import tracer_view
+from tracer.access import NotFound, missing_trace, tracer_view
 from tracer.store import get_store, summary_of
 from tracer.trace import Trace
 from tracer.views import display, waterfall
@@ -30,7 +30,7 @@ def _imported(data: dict[str, Any]) -> bool:
 def get_trace(trace_id: str) -> Trace:
     trace = get_store().get(trace_id)
     if trace is None:
-        raise Http404("No such trace: it was never recorded, or the store dropped it.")
+        raise NotFound(missing_trace(trace_id))
     return trace
 
 
