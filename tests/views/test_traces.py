@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import re
 import sys
+from decimal import Decimal
 
 import pytest
 from django.db import DatabaseError, connection
 from django.test import Client, override_settings
 
 import tracer
-from demo_app.models import Author, Book
+from demo_app.models import Author, Book, Publisher
 from tests.views.conftest import (
     ESCAPED,
     HOSTILE,
@@ -327,3 +329,31 @@ def test_an_unused_select_related_is_shown_with_its_fix(client: Client):
         '    <p class="tracer-fix">Fix: <code>Book.objects.order_by(&#x27;id&#x27;)</code></p>'
     ) in html
     assert f"at <code>tests/views/test_traces.py:{line}</code>" in html
+
+
+def test_repeats_within_an_n_plus_one_count_as_part_of_it(client: Client):
+    """Two authors loaded for four books: an N+1 whose loads repeat. The heading
+    counts one thing to fix; the repeats are listed under the N+1's duplicates."""
+    publisher = Publisher.objects.create(name="P")
+    authors = [Author.objects.create(name=name) for name in ("A", "B")]
+    for number in range(4):
+        Book.objects.create(
+            title=f"B{number}",
+            author=authors[number % 2],
+            publisher=publisher,
+            price=Decimal("9.99"),
+            published=datetime.date(2020, 1, 1),
+        )
+    with tracer.capture("repeats") as trace:
+        for book in Book.objects.order_by("id"):
+            book.author.name
+        Author.objects.count()
+        Author.objects.count()
+
+    html = page(client, f"{URL}trace/{trace.id}/")
+    # The N+1 and the counts run twice (the repeated loads are the N+1's).
+    assert '<h2 id="tracer-findings-title">Findings <span class="tracer-count">2</span></h2>' in (
+        html
+    )
+    assert "3 statements ran more than once with the same params" in html
+    assert "2 of them are loads of the N+1 above" in html

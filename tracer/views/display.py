@@ -146,7 +146,12 @@ def findings(data: dict[str, Any]) -> dict[str, Any]:
     shown["total"] = {kind: len(listed) for kind, listed in every.items()}
     shown["more"] = {kind: max(0, len(listed) - FINDINGS_SHOWN) for kind, listed in every.items()}
     shown["failed"] = [text(name) for name in items(found.get("failed"))]
-    shown["count"] = sum(len(every[kind]) for kind in KINDS if kind != "similar")
+    # Things to fix: repeats within an N+1 are part of it (its fix removes them).
+    shown["count"] = sum(
+        len(every[kind])
+        for kind in (*KINDS, "duplicates_alone")
+        if kind not in ("similar", "duplicates")
+    )
     return shown
 
 
