@@ -82,6 +82,14 @@ class Marks:
     def __init__(self, found: dict[str, Any]) -> None:
         self.n_plus_one = _members(found.get("n_plus_ones"), "statements")
         self.duplicate = _members(found.get("duplicates"), "indexes")
+        # The statements that repeat an earlier one: a duplicate group's first is not.
+        self.repeat = self.duplicate - {
+            members[0]
+            for members in (
+                indexes(mapping(g).get("indexes")) for g in items(found.get("duplicates"))
+            )
+            if members
+        }
         self.slow = {
             i for i in indexes([mapping(s).get("index") for s in items(found.get("slow"))])
         }
@@ -312,7 +320,7 @@ def _group(
         "mean_ms": duration_ms / len(members),
         "places": places[:GROUP_LOCATIONS],
         "more_places": max(0, len(places) - GROUP_LOCATIONS),
-        "duplicates": sum(1 for i in members if i in marks.duplicate),
+        "duplicates": sum(1 for i in members if i in marks.repeat),
         "n_plus_one": any(i in marks.n_plus_one for i in members),
     }
 
