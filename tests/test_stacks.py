@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import copy
+import gc
 import importlib.util
 import json
 import os
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +17,9 @@ from django.db.models.query import QuerySet
 from django.test import override_settings
 
 import tracer
-from demo_app.models import Author
+from demo_app.models import Author, Book
 from tracer import stacks
+from tracer.trace import StackCache
 
 HERE = __file__
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -128,7 +131,7 @@ def test_capture_of_only_library_frames_is_none():
     assert stacks.capture(None) == (None, None)
 
 
-def shared(interned: dict[Any, Any]) -> Any:
+def shared(interned: StackCache) -> Any:
     return stacks.capture_shared(sys._getframe(), interned)
 
 
@@ -140,7 +143,7 @@ def test_capture_shared_shares_equal_stacks_and_keeps_code_objects_apart():
     exec(compile(source, "/app/b.py", "exec"), twin)
     run, other = first["run"], twin["run"]
     assert run.__code__ == other.__code__ and run.__code__ is not other.__code__
-    interned: dict[Any, Any] = {}
+    interned = StackCache()
     # One call site each: equal offsets in every frame; the two stacks differ only
     # in their second frame's code object (equal, not identical).
     got = [module(shared, interned) for module in (run, other, run, other)]
@@ -159,7 +162,7 @@ def test_capture_shared_shares_equal_stacks_and_keeps_code_objects_apart():
 
 
 def test_capture_shared_of_a_shorter_or_longer_stack_is_another_stack():
-    interned: dict[Any, Any] = {}
+    interned = StackCache()
     got = []
     for depth in (2, 2, 12, 12, 2):
         with override_settings(TRACER={"STACK_DEPTH": depth}):
@@ -291,3 +294,54 @@ def test_short_path_is_relative_to_the_current_directory(tmp_path, monkeypatch):
     assert stacks.short_path(f"{tmp_path}/shop2/views.py:3") == f"{tmp_path}/shop2/views.py:3"
     assert stacks.short_path("/usr/lib/python3/x.py:1") == "/usr/lib/python3/x.py:1"
     assert stacks.short_path("books/list.html:4") == "books/list.html:4"
+
+
+def test_the_last_stack_is_kept_with_the_frame_it_started_at():
+    interned = StackCache()
+    frame = sys._getframe()
+    got = [stacks.capture_shared(frame, interned)[0] for _ in range(2)]
+    assert got[1] is got[0]
+    assert interned.frame is frame and interned.stack is got[0]
+    assert interned.lasti == got[0][1]  # the frame's offset, first in the stack
+    # Another instruction of the same frame is another stack.
+    other = stacks.capture_shared(frame, interned)[0]
+    assert other is not got[0] and other[1] != got[0][1]
+    assert interned.stack is other
+
+
+def test_a_generator_resumed_from_another_caller_has_that_callers_stack():
+    source = (
+        "def steps(interned):\n"
+        "    while True:\n"
+        "        yield capture_shared(sys._getframe(), interned)[0]\n"
+    )
+    space: dict[str, Any] = {"capture_shared": stacks.capture_shared, "sys": sys}
+    exec(compile(source, "/app/steps.py", "exec"), space)
+    callers: dict[str, Any] = {}
+    exec(compile("def a(g):\n    return next(g)\n", "/app/a.py", "exec"), callers)
+    exec(compile("def b(g):\n    return next(g)\n", "/app/b.py", "exec"), callers)
+    interned = StackCache()
+    steps = space["steps"](interned)
+    first, second = callers["a"](steps), callers["b"](steps)
+    assert first[0] is second[0]  # the generator's frame, at the same instruction
+    assert first[2] is callers["a"].__code__ and second[2] is callers["b"].__code__
+    assert interned.frame is None  # a generator's frame is never kept
+
+
+@pytest.mark.django_db
+def test_a_finished_trace_holds_no_frame():
+    class Big:
+        pass
+
+    def view() -> weakref.ref[Big]:
+        big = Big()
+        list(Book.objects.all())
+        return weakref.ref(big)
+
+    with tracer.capture() as trace:
+        alive = view()
+        assert trace._stacks.frame is not None  # view()'s frame, and its locals
+        assert alive() is not None
+    assert trace._stacks.frame is None and not trace._stacks
+    gc.collect()
+    assert alive() is None

@@ -9,6 +9,7 @@ classified once per code object.
 
 from __future__ import annotations
 
+import inspect
 import linecache
 import os
 import site
@@ -23,10 +24,12 @@ import django
 from django.core.signals import setting_changed
 from django.template.base import Node
 
-from tracer.trace import Stack
+from tracer.trace import Stack, StackCache
 
 _TRACER_DIR = os.path.dirname(os.path.abspath(__file__))
 _RENDER_ANNOTATED = Node.render_annotated.__code__
+# Frames that can be suspended and resumed from elsewhere (their callers change).
+_SUSPENDABLE = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
 
 # file name -> whether it is library code (not the user's). Keyed by name, not by
 # code object: code objects that differ only in file name compare equal.
@@ -95,11 +98,11 @@ def is_library(code: CodeType) -> bool:
 def capture(frame: FrameType | None) -> tuple[Stack | None, tuple[str, int] | None]:
     """The stack from the first user frame at or above ``frame``, and the template
     (name, line) being rendered if the ORM was reached from a Django template."""
-    return capture_shared(frame, {})
+    return capture_shared(frame, StackCache())
 
 
 def capture_shared(
-    frame: FrameType | None, interned: dict[tuple[int, int], list[tuple[Stack, Stack, Stack]]]
+    frame: FrameType | None, interned: StackCache
 ) -> tuple[Stack | None, tuple[str, int] | None]:
     """``capture()``, sharing stacks: if ``interned`` (a trace's, keyed by the
     innermost frame's code identity and offset) holds one with the same frames, it
@@ -108,7 +111,13 @@ def capture_shared(
     code objects and offsets apart, ready to match.
 
     Frames are the same when their code objects are identical (code objects that
-    differ only in their file name compare equal) and their offsets equal."""
+    differ only in their file name compare equal) and their offsets equal.
+
+    The last stack is kept with its first frame: if that frame is the one reached
+    again, at the same instruction, the stack is the same without matching it (a
+    loop's statements, in the common case). The frame object is still running, so
+    each of its callers is still suspended in the same call; a generator or
+    coroutine frame is never kept, since it may be resumed from another caller."""
     template = None
     library = _library_code
     while frame is not None:
@@ -123,8 +132,11 @@ def capture_shared(
         frame = frame.f_back
     if frame is None:
         return None, template
+    lasti = frame.f_lasti
+    if frame is interned.frame and lasti == interned.lasti:
+        return interned.stack, template
     depth = _depth
-    key = (id(code), frame.f_lasti)
+    key = (id(code), lasti)
     known = interned.get(key)
     if known is not None:
         for stack, codes, lastis in known:
@@ -138,9 +150,12 @@ def capture_shared(
                     # All its frames match: the same stack if it is as deep as stacks
                     # go, or if this one ends where it ends.
                     if len(codes) == depth - 1 or outer is None:
+                        if not code.co_flags & _SUSPENDABLE:
+                            interned.frame, interned.lasti, interned.stack = frame, lasti, stack
                         return stack, template
             except AttributeError:  # outer is None: this stack is shorter
                 pass
+    first = frame
     items: list[Any] = []
     while frame is not None and depth:
         items.append(frame.f_code)
@@ -153,6 +168,8 @@ def capture_shared(
         interned[key] = [entry]
     else:
         known.append(entry)
+    if not code.co_flags & _SUSPENDABLE:
+        interned.frame, interned.lasti, interned.stack = first, lasti, stack
     return stack, template
 
 

@@ -124,6 +124,25 @@ class Statement:
 Stack = tuple[Any, ...]
 
 
+class StackCache(dict[tuple[int, int], list[tuple[Stack, Stack, Stack]]]):
+    """A trace's interned stacks (see ``stacks.capture_shared``), and the last one
+    captured with the frame it started at: while that frame still runs, at the same
+    instruction, its callers are the same."""
+
+    __slots__ = ("frame", "lasti", "stack")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.frame: Any = None
+        self.lasti = -1
+        self.stack: Stack | None = None
+
+    def clear(self) -> None:
+        super().clear()
+        # The frame outlives its call only as long as it is held: not past the trace.
+        self.frame = self.stack = None
+
+
 class Call:
     """One call in a QuerySet's lineage: ``.filter(price__lt=10)`` and where it was made.
 
@@ -411,7 +430,7 @@ class Trace:
         self._findings: dict[str, Any] | None = None
         # Interned stacks, so statements from one loop share one tuple (see
         # stacks.capture_shared).
-        self._stacks: dict[tuple[int, int], list[tuple[Stack, Stack, Stack]]] = {}
+        self._stacks = StackCache()
         self._managers: dict[tuple[Any, ...], Manager] = {}
         # Lineage calls' arguments when they are one string (.using("replica")),
         # shared by the calls that pass the same one.
@@ -483,6 +502,7 @@ class Trace:
         self._loaded = {}
         self._unindexed = []
         self._args = {}
+        self._stacks.clear()
         if self._watch is not None:
             self._watch.close()
             self._watch = None
