@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from html import unescape as html_unescape
 from io import StringIO
 from typing import Any
 
@@ -416,7 +417,7 @@ def line_of(module: Any, text: str, after: str = "") -> int:
 
 def test_the_async_view_records_each_await_where_it_was_awaited(bookstore, client):
     html = client.get(url("async-view-example")).content.decode()
-    line = lambda text: f"author() line {line_of(async_view, text)}"  # noqa: E731
+    line = lambda text: f"demo_app/views/async_view.py:{line_of(async_view, text)}"  # noqa: E731
     assert WHERE.findall(html) == [
         (
             "aget",
@@ -555,3 +556,17 @@ def test_the_demo_database_is_made_once(bookstore, capsys):
                 f"DROP DATABASE IF EXISTS {connections['default'].ops.quote_name(name + '_demo')}"
             )
         settings_dict["NAME"] = name
+
+
+def test_the_statements_table_reads_as_the_tracer_apps(bookstore, client):
+    """What triggered each statement is the operation's (save, bulk_create), as in the
+    tracer app, and long SQL and params are cut as there."""
+    html = client.get(url("bulk-writes-bad")).content.decode()
+    triggers = {trigger for trigger, _code, _place in WHERE.findall(html)}
+    assert "save" in triggers and "execute" not in triggers
+    fixed = client.get(url("bulk-writes-fixed")).content.decode()
+    cells = re.findall(r'<td><code class="tracer-params">(.*?)</code></td>', fixed, re.S)
+    assert cells and max(len(html_unescape(cell)) for cell in cells) <= display.ROW_PARAMS_CHARS
+    sql = re.findall(r'<td><code class="tracer-sql">(.*?)</code>', fixed, re.S)
+    assert max(len(html_unescape(cell)) for cell in sql) <= display.ROW_SQL_CHARS
+    assert " at 0x" not in fixed

@@ -624,3 +624,16 @@ def test_a_repr_that_queries_is_stopped():
     assert export_trace.statements == []
     code = data["statements"][0]["stages"]["queryset"]["code"]
     assert code.startswith("Book.objects.annotate(one=<unrepresentable Loud: ")
+
+
+def test_values_are_shown_without_memory_addresses():
+    def fixed() -> Any:
+        return (number for number in range(3))
+
+    assert (
+        export._repr(fixed())
+        == "<generator object test_values_are_shown_without_memory_addresses.<locals>.fixed."
+        "<locals>.<genexpr>>"
+    )
+    assert export._repr(object()) == "<object object>"
+    assert export._repr("at 0x10>") == "'at 0x10>'"  # text, not an address

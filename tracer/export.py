@@ -70,6 +70,9 @@ def value(obj: Any, depth: int = 0) -> Any:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+# "<generator object f at 0x7f3b7ddd29b0>": the address differs from run to run and says
+# nothing to a reader.
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+>")
 
 
 def _text(text: str) -> bool:
@@ -84,6 +87,8 @@ def _repr(obj: Any) -> str:
         text = _queryset_repr(obj) if isinstance(obj, QuerySet) else repr(obj)
     except Exception as exc:
         text = f"<unrepresentable {type(obj).__name__}: {exc}>"
+    if " at 0x" in text:
+        text = _ADDRESS.sub(">", text)
     return text if len(text) <= _REPR_LIMIT else text[: _REPR_LIMIT - 3] + "..."
 
 
