@@ -119,3 +119,16 @@ def test_filtering_with_enter_logs_no_error(page: Page):
     expect(page).to_have_url(re.compile(r"\?path=books&min=2$"))
     page.wait_for_timeout(600)  # past the typing pause
     assert errors == []
+
+
+def test_a_phone_wide_window_scrolls_tables_not_pages(page: Page):
+    bookstore()
+    record(page, "/books/n-plus-one/")
+    page.set_viewport_size({"width": 390, "height": 800})
+    page.goto("/__tracer__/")
+    expect(page.locator("#tracer-trace-rows tr")).to_have_count(1)
+    assert page.evaluate("document.documentElement.scrollWidth") == 390
+    page.locator("#tracer-trace-rows .tracer-path a").click()
+    expect(page.locator("#tracer-findings-title")).to_contain_text("Findings")
+    assert page.evaluate("document.documentElement.scrollWidth") == 390
+    shot(page, "phone-trace")
