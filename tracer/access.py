@@ -19,8 +19,9 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 
 class NotFound(Http404):
-    """What a tracer page asked for is not there (a trace the store no longer holds):
-    a 404 on the tracer's own page, saying why."""
+    """What a tracer page asked for is not there (a trace the store no longer holds, a
+    statement past its last): ``tracer_view`` answers with the tracer's own 404 page,
+    saying why."""
 
 
 def show_tracer(request: HttpRequest) -> bool:

@@ -19,7 +19,7 @@ from django.views.decorators.csrf import csrf_protect, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_POST
 
 from tracer import djangosource, sqldisplay, values
-from tracer.access import missing_trace, not_found, tracer_view
+from tracer.access import NotFound, missing_trace, tracer_view
 from tracer.analysis.explain import VENDORS, ExplainError, Plan, PlanNode, select_problem
 from tracer.analysis.explain import explain as run_explain
 from tracer.stacks import short_path
@@ -91,10 +91,6 @@ PARAMS_SHOWN = 100
 PARAM_CHARS = 1_000
 
 
-class Missing(Exception):
-    """The trace or statement asked for is not there; the message says why."""
-
-
 def _rendered(
     request: HttpRequest, template: str, context: dict[str, Any], status: int = 200
 ) -> HttpResponse:
@@ -109,10 +105,7 @@ def _rendered(
 @ensure_csrf_cookie
 def statement(request: HttpRequest, trace_id: str, index: int) -> HttpResponse:
     """The statement's pipeline: the drawer fragment for htmx, else its own page."""
-    try:
-        context = statement_context(trace_id, index)
-    except Missing as exc:
-        return _missing(request, str(exc))
+    context = statement_context(trace_id, index)
     context["drawer"] = is_htmx(request)
     template = "tracer/_pipeline.html" if context["drawer"] else "tracer/statement.html"
     return _rendered(request, template, context)
@@ -128,16 +121,9 @@ def explain(request: HttpRequest, trace_id: str, index: int) -> HttpResponse:
     result = explained(trace_id, index, analyze=analyze)
     if is_htmx(request):
         return _rendered(request, "tracer/_explain.html", {"explain": result, "index": index})
-    try:
-        context = statement_context(trace_id, index)
-    except Missing as exc:
-        return _missing(request, str(exc))
+    context = statement_context(trace_id, index)
     context["explain"] = result
     return _rendered(request, "tracer/statement.html", context)
-
-
-def _missing(request: HttpRequest, message: str) -> HttpResponse:
-    return not_found(request, message)
 
 
 # The statement -----------------------------------------------------------------------
@@ -176,11 +162,11 @@ def statement_context(trace_id: str, index: int) -> dict[str, Any]:
     """Everything the statement's page and drawer show, from the trace's export."""
     trace = get_store().get(trace_id)
     if trace is None:
-        raise Missing(missing_trace(trace_id))
+        raise NotFound(missing_trace(trace_id))
     data = trace.to_dict()
     statements = _list(data.get("statements"))
     if not 0 <= index < len(statements) or not isinstance(statements[index], dict):
-        raise Missing(
+        raise NotFound(
             f"Trace {trace_id!r} has {len(statements)} statement(s): there is no "
             f"statement #{index + 1}."
         )
