@@ -282,8 +282,12 @@ def _prefetches(operation: Operation, path: str) -> bool:
 
 
 def _lookup(call: Call, path: str) -> bool:
+    return any(_is(arg, path) for arg in call.args)
+
+
+def _is(arg: Any, path: str) -> bool:
     # Strings only: a Prefetch() or another object's == is not asked.
-    return any(type(arg) is str and arg == path for arg in call.args)
+    return type(arg) is str and arg == path
 
 
 def _fix(load: _Load, path: str, via_prefetch: bool, prefetched: bool) -> tuple[str, str]:
@@ -386,7 +390,7 @@ def queryset_code(operation: Operation, fix: str | None = None, drop: str | None
             code += fix or ""
             inserted = True
         if drop is not None and call.name == "prefetch_related" and _lookup(call, drop):
-            args = tuple(arg for arg in call.args if not (type(arg) is str and arg == drop))
+            args = tuple(arg for arg in call.args if not _is(arg, drop))
             if not args:
                 continue
             call = Call(None, call.name, args, call.kwargs, call.code, call.lasti, 0)
